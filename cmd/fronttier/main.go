@@ -1,0 +1,115 @@
+// Command fronttier is a reverse proxy for many domains on one front door,
+// switching each domain between tagged sets of backends with no downtime.
+//
+//	fronttier [--config FILE]            run the proxy (default config.toml)
+//	fronttier validate [--config FILE]   check a configuration and exit
+//	fronttier version                    print the version
+//
+// SIGTERM and SIGINT drain requests in flight and exit 0; SIGHUP re-reads
+// the configuration file.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"fronttier/internal/app"
+	"fronttier/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the command line and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("fronttier "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "config.toml", "configuration file")
+	fs.StringVar(path, "c", "config.toml", "configuration file (shorthand)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: fronttier [validate|version] [--config FILE]\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fronttier: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	switch cmd {
+	case "run":
+		return serve(*path, stderr)
+	case "validate":
+		return validate(*path, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "fronttier", version)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "fronttier: unknown command %q\n", cmd)
+		fs.Usage()
+		return 2
+	}
+}
+
+// validate prints every problem of the file, one per line, or "ok".
+func validate(path string, stdout, stderr io.Writer) int {
+	if _, err := config.Load(path); err != nil {
+		fmt.Fprintf(stderr, "%s: invalid configuration:\n", path)
+		for line := range strings.SplitSeq(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "  %s\n", strings.TrimPrefix(line, "config "+path+": "))
+		}
+		return 1
+	}
+	fmt.Fprintln(stdout, "ok")
+	return 0
+}
+
+// serve runs the proxy until SIGTERM or SIGINT.
+func serve(path string, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	err := app.Run(ctx, app.Options{ConfigPath: path, Console: stderr, Reload: reload})
+	if err != nil {
+		fmt.Fprintf(stderr, "fronttier: %v\n", err)
+		return 1
+	}
+	return 0
+}

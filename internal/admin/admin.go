@@ -1,0 +1,259 @@
+// Package admin is the REST management API under /api/v1: domains,
+// backends, the A/B switch, health, metrics and certificates. Handlers
+// return errors; one adapter (serve) turns them into JSON {"error": ...}
+// answers with the status their kind calls for.
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+
+	"fronttier/internal/backend"
+	"fronttier/internal/config"
+	"fronttier/internal/state"
+)
+
+// Store is the authoritative state the API reads and changes.
+type Store interface {
+	Config() *config.Config
+	Backend(id string) *backend.Backend
+	AddDomain(v config.VirtualHost) (config.VirtualHost, error)
+	UpdateDomain(domain string, edit func(v *config.VirtualHost) error, force bool) (config.VirtualHost, error)
+	Switch(domain, tag string, force bool) (config.VirtualHost, error)
+	DeleteDomain(domain string) error
+	AddBackend(b config.Backend) (config.Backend, error)
+	UpdateBackend(id string, edit func(b *config.Backend) error, force bool) (config.Backend, error)
+	DeleteBackend(id string, force bool) error
+}
+
+// Certificates lists and reloads the certificates in use.
+type Certificates interface {
+	// List returns one JSON-encodable entry per certificate, sorted by
+	// domain.
+	List() any
+	// Reload re-reads the certificate of domain now.
+	Reload(domain string) error
+}
+
+// Options configures the API. Store is required.
+type Options struct {
+	Store   Store
+	Certs   Certificates // nil: no certificates
+	Metrics http.Handler // nil: /api/v1/metrics answers 404
+	Log     *slog.Logger
+}
+
+// maxBody bounds a request body; larger ones get 413.
+const maxBody = 1 << 20
+
+// API is the management API's http.Handler.
+type API struct {
+	o   Options
+	mux *http.ServeMux
+}
+
+// New returns the API handler.
+func New(o Options) *API {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	a := &API{o: o, mux: http.NewServeMux()}
+	a.route("/api/v1/health", methods{http.MethodGet: a.health})
+	a.route("/api/v1/metrics", methods{http.MethodGet: a.metrics})
+	a.route("/api/v1/domains", methods{http.MethodGet: a.listDomains, http.MethodPost: a.addDomain})
+	a.route("/api/v1/domains/{domain}", methods{
+		http.MethodGet: a.getDomain, http.MethodPut: a.updateDomain, http.MethodDelete: a.deleteDomain,
+	})
+	a.route("/api/v1/domains/{domain}/switch", methods{http.MethodPost: a.switchDomain})
+	a.route("/api/v1/backends", methods{http.MethodGet: a.listBackends, http.MethodPost: a.addBackend})
+	a.route("/api/v1/backends/{id}", methods{
+		http.MethodGet: a.getBackend, http.MethodPut: a.updateBackend, http.MethodDelete: a.deleteBackend,
+	})
+	a.route("/api/v1/certificates", methods{http.MethodGet: a.listCertificates})
+	a.route("/api/v1/certificates/{domain}/reload", methods{http.MethodPost: a.reloadCertificate})
+	a.mux.Handle("/", a.serve(func(_ http.ResponseWriter, r *http.Request) error {
+		return notFound("no such endpoint: %s", r.URL.Path)
+	}))
+	return a
+}
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// handlerFunc is an API endpoint: it writes its answer, or returns an error
+// for serve to write.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// methods maps HTTP methods to the endpoints of one path.
+type methods map[string]handlerFunc
+
+func (a *API) route(pattern string, m methods) {
+	allow := make([]string, 0, len(m))
+	for k := range m {
+		allow = append(allow, k)
+	}
+	allowed := strings.Join(sortStrings(allow), ", ")
+	a.mux.Handle(pattern, a.serve(func(w http.ResponseWriter, r *http.Request) error {
+		h, ok := m[r.Method]
+		if !ok && r.Method == http.MethodHead {
+			h, ok = m[http.MethodGet]
+		}
+		if !ok {
+			w.Header().Set("Allow", allowed)
+			return &Error{Code: http.StatusMethodNotAllowed, Msg: fmt.Sprintf("method %s not allowed; use %s", r.Method, allowed)}
+		}
+		return h(w, r)
+	}))
+}
+
+// Error is an API error with its HTTP status.
+type Error struct {
+	Code int
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func badRequest(format string, args ...any) error {
+	return &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf(format, args...)}
+}
+
+func notFound(format string, args ...any) error {
+	return &Error{Code: http.StatusNotFound, Msg: fmt.Sprintf(format, args...)}
+}
+
+// serve adapts an endpoint to http.Handler, writing its error as JSON.
+func (a *API) serve(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		code := status(err)
+		if code >= 500 {
+			a.o.Log.Error("management API request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		}
+		writeJSON(w, code, map[string]string{"error": message(err)})
+	})
+}
+
+// status maps an error to its HTTP status; the only place that does.
+func status(err error) int {
+	var apiErr *Error
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &apiErr):
+		return apiErr.Code
+	case errors.As(err, &maxErr):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, state.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, state.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, state.ErrExists), errors.Is(err, state.ErrConflict):
+		return http.StatusConflict
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// message is the text an error is reported with: the state's sentinel
+// words are kept ("not found: domain ..."), joined problems go on one line.
+func message(err error) string {
+	if errors.Is(err, state.ErrPersist) {
+		return "could not save the configuration, nothing was changed: " + err.Error()
+	}
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	body, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		code, body = http.StatusInternalServerError, []byte(`{"error": "encode response"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	w.Write(append(body, '\n'))
+}
+
+// decode reads a JSON object body into v strictly: JSON content type (when
+// one is given), at most maxBody bytes, no unknown fields, nothing after
+// the object.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return &Error{Code: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("Content-Type %q is not application/json", ct)}
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var maxErr *http.MaxBytesError
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &maxErr):
+			return &Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body larger than %d bytes", maxBody)}
+		case errors.Is(err, io.EOF):
+			return badRequest("request body is empty; send a JSON object")
+		case errors.As(err, &syn):
+			return badRequest("malformed JSON at byte %d: %v", syn.Offset, err)
+		case errors.As(err, &typ):
+			return badRequest("field %q must be %s, not %s", typ.Field, typ.Type, typ.Value)
+		default:
+			return badRequest("invalid request body: %s", strings.TrimPrefix(err.Error(), "json: "))
+		}
+	}
+	if dec.More() {
+		return badRequest("request body has data after the JSON object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("request body has data after the JSON object")
+	}
+	return nil
+}
+
+func (a *API) health(w http.ResponseWriter, _ *http.Request) error {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, err := io.WriteString(w, "OK")
+	return err
+}
+
+func (a *API) metrics(w http.ResponseWriter, r *http.Request) error {
+	if a.o.Metrics == nil {
+		return notFound("metrics are not available")
+	}
+	a.o.Metrics.ServeHTTP(w, r)
+	return nil
+}
+
+func (a *API) listCertificates(w http.ResponseWriter, _ *http.Request) error {
+	if a.o.Certs == nil {
+		writeJSON(w, http.StatusOK, []struct{}{})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, a.o.Certs.List())
+	return nil
+}
+
+func (a *API) reloadCertificate(w http.ResponseWriter, r *http.Request) error {
+	domain := config.NormaliseDomain(r.PathValue("domain"))
+	if a.o.Certs == nil {
+		return notFound("no certificate is configured for domain %q", domain)
+	}
+	if err := a.o.Certs.Reload(domain); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{
+		"message": "Certificate reloaded successfully for domain: " + domain,
+		"domain":  domain,
+	})
+	return nil
+}

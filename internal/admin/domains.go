@@ -1,0 +1,177 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+
+	"fronttier/internal/config"
+)
+
+// domainJSON is a domain as the API shows it: the manual's fields first.
+type domainJSON struct {
+	Domain             string                    `json:"domain"`
+	EnabledBackendsTag string                    `json:"enabled_backends_tag"`
+	HTTPToHTTPS        bool                      `json:"http_to_https"`
+	TLSEnabled         bool                      `json:"tls_enabled"`
+	LBPolicy           string                    `json:"lb_policy,omitempty"`
+	CertificateSource  *config.CertificateSource `json:"certificate_source,omitempty"`
+}
+
+func toDomainJSON(v config.VirtualHost) domainJSON {
+	return domainJSON{
+		Domain:             v.Domain,
+		EnabledBackendsTag: v.EnabledBackendsTag,
+		HTTPToHTTPS:        v.Redirect(),
+		TLSEnabled:         v.TLS(),
+		LBPolicy:           v.LBPolicy,
+		CertificateSource:  v.CertificateSource,
+	}
+}
+
+// domainInput is the body of POST /domains and PUT /domains/{domain}.
+// Absent fields are nil; certificate_source null removes the source.
+type domainInput struct {
+	Domain             *string         `json:"domain"`
+	EnabledBackendsTag *string         `json:"enabled_backends_tag"`
+	HTTPToHTTPS        *bool           `json:"http_to_https"`
+	TLSEnabled         *bool           `json:"tls_enabled"`
+	LBPolicy           *string         `json:"lb_policy"`
+	CertificateSource  json.RawMessage `json:"certificate_source"`
+	// Force makes a change of tag go through even when no healthy backend
+	// carries the new tag.
+	Force bool `json:"force"`
+}
+
+// apply writes the fields present in in onto v.
+func (in *domainInput) apply(v *config.VirtualHost) error {
+	if in.Domain != nil {
+		v.Domain = *in.Domain
+	}
+	if in.EnabledBackendsTag != nil {
+		v.EnabledBackendsTag = *in.EnabledBackendsTag
+	}
+	if in.HTTPToHTTPS != nil {
+		b := *in.HTTPToHTTPS
+		v.HTTPToHTTPS = &b
+	}
+	if in.TLSEnabled != nil {
+		b := *in.TLSEnabled
+		v.TLSEnabled = &b
+	}
+	if in.LBPolicy != nil {
+		v.LBPolicy = *in.LBPolicy
+	}
+	if len(in.CertificateSource) > 0 {
+		if bytes.Equal(in.CertificateSource, []byte("null")) {
+			v.CertificateSource = nil
+			return nil
+		}
+		var src config.CertificateSource
+		dec := json.NewDecoder(bytes.NewReader(in.CertificateSource))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&src); err != nil {
+			return badRequest("certificate_source: %s", strings.TrimPrefix(err.Error(), "json: "))
+		}
+		v.CertificateSource = &src
+	}
+	return nil
+}
+
+func (a *API) listDomains(w http.ResponseWriter, _ *http.Request) error {
+	hosts := a.o.Store.Config().VirtualHosts
+	out := make([]domainJSON, len(hosts))
+	for i, v := range hosts {
+		out[i] = toDomainJSON(v)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) getDomain(w http.ResponseWriter, r *http.Request) error {
+	domain := config.NormaliseDomain(r.PathValue("domain"))
+	v := a.o.Store.Config().Host(domain)
+	if v == nil {
+		return notFound("domain %q not found", domain)
+	}
+	writeJSON(w, http.StatusOK, toDomainJSON(*v))
+	return nil
+}
+
+func (a *API) addDomain(w http.ResponseWriter, r *http.Request) error {
+	var in domainInput
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	var missing []string
+	if in.Domain == nil {
+		missing = append(missing, "domain")
+	}
+	if in.EnabledBackendsTag == nil {
+		missing = append(missing, "enabled_backends_tag")
+	}
+	if len(missing) > 0 {
+		return badRequest("missing required field(s): %s", strings.Join(missing, ", "))
+	}
+	var v config.VirtualHost
+	if err := in.apply(&v); err != nil {
+		return err
+	}
+	added, err := a.o.Store.AddDomain(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/domains/"+added.Domain)
+	writeJSON(w, http.StatusCreated, toDomainJSON(added))
+	return nil
+}
+
+func (a *API) updateDomain(w http.ResponseWriter, r *http.Request) error {
+	var in domainInput
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	v, err := a.o.Store.UpdateDomain(r.PathValue("domain"), in.apply, in.Force)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toDomainJSON(v))
+	return nil
+}
+
+func (a *API) deleteDomain(w http.ResponseWriter, r *http.Request) error {
+	if err := a.o.Store.DeleteDomain(r.PathValue("domain")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// switchInput is the body of POST /domains/{domain}/switch.
+type switchInput struct {
+	NewTag *string `json:"new_tag"`
+	Force  bool    `json:"force"`
+}
+
+func (a *API) switchDomain(w http.ResponseWriter, r *http.Request) error {
+	var in switchInput
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	if in.NewTag == nil {
+		return badRequest("missing required field: new_tag")
+	}
+	v, err := a.o.Store.Switch(r.PathValue("domain"), *in.NewTag, in.Force)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toDomainJSON(v))
+	return nil
+}
+
+func sortStrings(s []string) []string {
+	slices.Sort(s)
+	return s
+}

@@ -1,0 +1,275 @@
+// Package app wires fronttier together and runs it: it loads the
+// configuration, builds the registry, state, proxy, API and metrics, binds
+// the listeners, reloads on request and shuts down in order. It is the only
+// package that knows every other one.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"fronttier/internal/admin"
+	"fronttier/internal/backend"
+	"fronttier/internal/config"
+	"fronttier/internal/logging"
+	"fronttier/internal/metrics"
+	"fronttier/internal/proxy"
+	"fronttier/internal/state"
+)
+
+// Options is what the command line hands to Run.
+type Options struct {
+	// ConfigPath is the configuration file; API changes are written back
+	// to it.
+	ConfigPath string
+	// Console receives the log when logging.output is "console", and the
+	// access log when it has no file.
+	Console io.Writer
+	// Reload receives a value for each SIGHUP: re-read the file.
+	Reload <-chan struct{}
+	// Ready, if set, is called once every listener is bound, with their
+	// addresses by name ("http", "https", "api", "metrics").
+	Ready func(addrs map[string]string)
+}
+
+// App is a running fronttier.
+type App struct {
+	o       Options
+	log     *logging.Logger
+	access  *logging.AccessLog
+	metrics *metrics.Metrics
+	reg     *backend.Registry
+	store   *state.Store
+	proxy   *proxy.Handler
+	servers []*server
+}
+
+// server is one bound listener and the http.Server on it.
+type server struct {
+	name string
+	ln   net.Listener
+	srv  *http.Server
+}
+
+// Run loads the configuration and serves until ctx is cancelled, then
+// drains and returns nil; it returns an error if it cannot start.
+func Run(ctx context.Context, o Options) error {
+	cfg, err := config.Load(o.ConfigPath)
+	if err != nil {
+		return err
+	}
+	a, err := build(cfg, o)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	return a.serve(ctx)
+}
+
+// build creates every component for cfg and binds the listeners.
+func build(cfg *config.Config, o Options) (_ *App, err error) {
+	a := &App{o: o}
+	l := cfg.Logging
+	rot := logging.Options{Level: l.Level, Format: l.Format, Output: l.Output, FilePath: l.FilePath,
+		MaxSizeMB: l.MaxSizeMB, MaxBackups: l.MaxBackups, MaxAgeDays: l.MaxAgeDays, Compress: l.Compress}
+	if a.log, err = logging.New(rot, o.Console); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	if l.AccessLog {
+		if a.access, err = logging.NewAccessLog(l.AccessLogPath, rot, o.Console); err != nil {
+			return nil, err
+		}
+	}
+	log := a.log.Logger
+	a.metrics = metrics.New(prometheus.NewRegistry())
+	p := cfg.Proxy
+	a.reg = backend.NewRegistry(proxy.NewFactory(proxy.UpstreamOptions{
+		DialTimeout:           secs(p.DialTimeoutSecs),
+		ResponseHeaderTimeout: secs(p.UpstreamTimeoutSecs),
+		MaxIdleConns:          p.MaxIdleConnsPerBackend,
+		Log:                   log,
+	}), func(b *backend.Backend, from, to backend.Health) {
+		log.Info("Backend health changed", "backend", b.ID, "address", b.Addr, "from", from.String(), "to", to.String())
+	})
+	if a.store, err = state.New(cfg, a.reg, state.File{Path: o.ConfigPath}, log); err != nil {
+		return nil, err
+	}
+	po := proxy.Options{
+		Routes:       a.store,
+		Observer:     a.metrics,
+		Log:          log,
+		HTTPSPort:    httpsPort(p),
+		MaxBodyBytes: p.MaxBodyBytes,
+	}
+	if a.access != nil {
+		po.Access = a.access
+	}
+	a.proxy = proxy.New(po)
+	api := admin.New(admin.Options{Store: a.store, Metrics: a.metrics.Handler(), Log: log})
+
+	if p.ListenAddrHTTP != "" {
+		if err := a.listen("http", p.ListenAddrHTTP, a.proxy, &p); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.listen("api", p.ManagementAPIAddr, api, &p); err != nil {
+		return nil, err
+	}
+	if cfg.Metrics.Enabled {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.metrics.Handler())
+		if err := a.listen("metrics", cfg.Metrics.ListenAddr, mux, &p); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// listen binds addr and prepares a server for h on it.
+func (a *App) listen(name, addr string, h http.Handler, p *config.Proxy) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s listener: %w", name, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: secs(p.ReadHeaderTimeoutSecs),
+		IdleTimeout:       secs(p.IdleTimeoutSecs),
+		MaxHeaderBytes:    p.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	if name == "http" || name == "https" {
+		srv.ConnState = a.metrics.ConnState
+	}
+	a.servers = append(a.servers, &server{name: name, ln: ln, srv: srv})
+	return nil
+}
+
+// serve runs the servers until ctx ends, reloading on a.o.Reload, then
+// shuts them down gracefully.
+func (a *App) serve(ctx context.Context) error {
+	log := a.log.Logger
+	errc := make(chan error, len(a.servers))
+	addrs := make(map[string]string, len(a.servers))
+	for _, s := range a.servers {
+		addrs[s.name] = s.ln.Addr().String()
+		log.Info("listening", "listener", s.name, "addr", s.ln.Addr().String())
+		go func() {
+			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s listener: %w", s.name, err)
+			}
+		}()
+	}
+	if a.o.Ready != nil {
+		a.o.Ready(addrs)
+	}
+	cfg := a.store.Config()
+	log.Info("fronttier started", "config", a.o.ConfigPath, "domains", len(cfg.VirtualHosts), "backends", len(cfg.Backends))
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-a.o.Reload:
+			a.reload()
+		case runErr = <-errc:
+			log.Error("listener failed, shutting down", "error", runErr)
+			break loop
+		}
+	}
+	a.shutdown()
+	return runErr
+}
+
+// reload re-reads the configuration file and puts it in force; an invalid
+// file is refused and the running configuration stays.
+func (a *App) reload() {
+	log := a.log.Logger
+	cfg, err := config.Load(a.o.ConfigPath)
+	if err != nil {
+		log.Error("reload refused: configuration is invalid, keeping the running one", "error", err)
+		return
+	}
+	old := a.store.Config()
+	if err := a.store.Replace(cfg); err != nil {
+		log.Error("reload refused", "error", err)
+		return
+	}
+	if lvl, err := logging.ParseLevel(cfg.Logging.Level); err == nil {
+		a.log.Level.Set(lvl)
+	}
+	if cfg.Proxy != old.Proxy || cfg.Metrics != old.Metrics || cfg.Logging != old.Logging {
+		log.Warn("reload: [proxy], [metrics] and [logging] changes other than logging.level take effect at the next restart")
+	}
+	log.Info("configuration reloaded", "domains", len(cfg.VirtualHosts), "backends", len(cfg.Backends))
+}
+
+// shutdown stops accepting, lets requests in flight finish for up to the
+// configured drain time, then closes what is left.
+func (a *App) shutdown() {
+	log := a.log.Logger
+	drain := secs(a.store.Config().Proxy.ShutdownTimeoutSecs)
+	log.Info("shutting down, draining requests in flight", "timeout", drain.String())
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	done := make(chan struct{}, len(a.servers))
+	for _, s := range a.servers {
+		go func() {
+			if err := s.srv.Shutdown(ctx); err != nil {
+				log.Warn("drain timed out, closing connections", "listener", s.name, "error", err)
+				s.srv.Close()
+			}
+			done <- struct{}{}
+		}()
+	}
+	for range a.servers {
+		<-done
+	}
+	log.Info("shutdown complete")
+}
+
+// close releases what build acquired.
+func (a *App) close() {
+	for _, s := range a.servers {
+		s.ln.Close()
+	}
+	if a.reg != nil {
+		a.reg.Sync(nil)
+	}
+	if a.access != nil {
+		a.access.Close()
+	}
+	if a.log != nil {
+		a.log.Close()
+	}
+}
+
+func secs(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// httpsPort is the port HTTP->HTTPS redirects name.
+func httpsPort(p config.Proxy) int {
+	if p.HTTPSPort != 0 {
+		return p.HTTPSPort
+	}
+	if _, port, err := net.SplitHostPort(p.ListenAddr); err == nil {
+		var n int
+		fmt.Sscan(port, &n)
+		return n
+	}
+	return 443
+}

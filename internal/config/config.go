@@ -1,0 +1,271 @@
+// Package config is fronttier's configuration file: the TOML schema of the
+// operator's manual as plain structs, its defaults, strict loading, validation
+// that names every bad key, and atomic write-back.
+//
+// The file is the single source of truth: every change accepted by the
+// management API is written back here (see Save) before it is acknowledged.
+// config imports nothing else of fronttier.
+package config
+
+import (
+	"slices"
+	"strings"
+)
+
+// Config is the whole configuration file. The zero value is not useful; start
+// from Default or Load.
+type Config struct {
+	Proxy        Proxy         `toml:"proxy"`
+	LetsEncrypt  LetsEncrypt   `toml:"lets_encrypt"`
+	Logging      Logging       `toml:"logging"`
+	Metrics      Metrics       `toml:"metrics"`
+	HealthCheck  HealthCheck   `toml:"health_check"`
+	VirtualHosts []VirtualHost `toml:"virtual_hosts"`
+	Backends     []Backend     `toml:"backends"`
+}
+
+// Proxy holds the listeners and server-wide limits. An empty listen address
+// disables that listener.
+type Proxy struct {
+	// ListenAddr is the HTTPS listener, host:port.
+	ListenAddr string `toml:"listen_addr"`
+	// ListenAddrHTTP is the plain HTTP listener, host:port.
+	ListenAddrHTTP string `toml:"listen_addr_http"`
+	// ManagementAPIAddr is the REST API listener; default 127.0.0.1:9090.
+	ManagementAPIAddr string `toml:"management_api_addr"`
+	// ShutdownTimeoutSecs bounds how long SIGTERM waits for in-flight
+	// requests to finish before closing connections; default 30.
+	ShutdownTimeoutSecs int `toml:"shutdown_timeout_secs"`
+	// HTTPSPort is the port written into HTTP->HTTPS redirects. Zero means
+	// the port of ListenAddr; set it when a port mapping puts the HTTPS
+	// listener behind another port (443 is never written).
+	HTTPSPort int `toml:"https_port"`
+	// ReadHeaderTimeoutSecs bounds reading a client's request headers; default 10.
+	ReadHeaderTimeoutSecs int `toml:"read_header_timeout_secs"`
+	// IdleTimeoutSecs closes idle client keep-alive connections; default 120.
+	IdleTimeoutSecs int `toml:"idle_timeout_secs"`
+	// MaxHeaderBytes limits a request's header size; default 1 MiB.
+	MaxHeaderBytes int `toml:"max_header_bytes"`
+	// MaxBodyBytes limits a request body forwarded upstream; 0 means no limit.
+	MaxBodyBytes int64 `toml:"max_body_bytes"`
+	// UpstreamTimeoutSecs bounds the wait for a backend's response headers;
+	// 0 means no limit (long polls and slow reports are legitimate).
+	UpstreamTimeoutSecs int `toml:"upstream_timeout_secs"`
+	// DialTimeoutSecs bounds connecting to a backend; default 5.
+	DialTimeoutSecs int `toml:"dial_timeout_secs"`
+	// MaxIdleConnsPerBackend is the size of each backend's keep-alive pool;
+	// default 256.
+	MaxIdleConnsPerBackend int `toml:"max_idle_conns_per_backend"`
+}
+
+// LetsEncrypt configures ACME issuance for hosts whose certificate source is
+// lets_encrypt.
+type LetsEncrypt struct {
+	Email   string `toml:"email"`
+	Staging bool   `toml:"staging"`
+	// CacheDir holds the account, certificates and keys.
+	CacheDir                 string `toml:"cache_dir"`
+	RenewalCheckIntervalSecs int    `toml:"renewal_check_interval_secs"`
+	RenewalDaysBeforeExpiry  int    `toml:"renewal_days_before_expiry"`
+	// DirectoryURL overrides the ACME directory; empty means Let's Encrypt
+	// production or staging, as Staging says.
+	DirectoryURL string `toml:"directory_url,omitempty"`
+	// CARoot is a PEM file trusted for the ACME server's HTTPS.
+	CARoot string `toml:"ca_root,omitempty"`
+}
+
+// Logging configures the process log and the optional access log.
+type Logging struct {
+	Level    string `toml:"level"`     // trace, debug, info, warn, error
+	Format   string `toml:"format"`    // text, json
+	Output   string `toml:"output"`    // console, file
+	FilePath string `toml:"file_path"` // required when Output is file
+	// Rotation of FilePath and AccessLogPath.
+	MaxSizeMB  int  `toml:"max_size_mb"`
+	MaxBackups int  `toml:"max_backups"`
+	MaxAgeDays int  `toml:"max_age_days"`
+	Compress   bool `toml:"compress"`
+	// AccessLog turns on one JSON line per proxied request.
+	AccessLog bool `toml:"access_log"`
+	// AccessLogPath is the access log's file; empty means standard output.
+	AccessLogPath string `toml:"access_log_path"`
+}
+
+// Metrics configures the optional dedicated Prometheus listener. The metrics
+// are always served at /api/v1/metrics on the management API too.
+type Metrics struct {
+	Enabled    bool   `toml:"enabled"`
+	ListenAddr string `toml:"listen_addr"`
+}
+
+// HealthCheck configures active and passive health checking of backends.
+type HealthCheck struct {
+	IntervalSecs       int `toml:"interval_secs"`
+	TimeoutSecs        int `toml:"timeout_secs"`
+	UnhealthyThreshold int `toml:"unhealthy_threshold"`
+	HealthyThreshold   int `toml:"healthy_threshold"`
+	// Path is the URL path probed on each backend; default /health.
+	Path string `toml:"path"`
+	// PassiveFailures real-traffic failures within PassiveWindowSecs eject a
+	// backend at once; 0 turns passive checking off. Default 5 in 10 s.
+	PassiveFailures   int `toml:"passive_failures"`
+	PassiveWindowSecs int `toml:"passive_window_secs"`
+	// Passive5xx counts 5xx answers from a backend as passive failures.
+	Passive5xx bool `toml:"passive_5xx"`
+}
+
+// VirtualHost routes one domain to the backends carrying its tag.
+type VirtualHost struct {
+	Domain             string `toml:"domain"`
+	EnabledBackendsTag string `toml:"enabled_backends_tag"`
+	// HTTPToHTTPS redirects plain HTTP to HTTPS; nil means true.
+	HTTPToHTTPS *bool `toml:"http_to_https,omitempty"`
+	// TLSEnabled serves the host on the HTTPS listener; nil means true.
+	TLSEnabled *bool `toml:"tls_enabled,omitempty"`
+	// LBPolicy is the balancing policy: round_robin (default),
+	// least_conn or weighted.
+	LBPolicy          string             `toml:"lb_policy,omitempty"`
+	CertificateSource *CertificateSource `toml:"certificate_source,omitempty"`
+}
+
+// Redirect reports whether the host wants HTTP redirected to HTTPS.
+func (v *VirtualHost) Redirect() bool { return v.HTTPToHTTPS == nil || *v.HTTPToHTTPS }
+
+// TLS reports whether the host is served over HTTPS.
+func (v *VirtualHost) TLS() bool { return v.TLSEnabled == nil || *v.TLSEnabled }
+
+// Certificate source types.
+const (
+	SourceFile        = "file"
+	SourceLetsEncrypt = "lets_encrypt"
+)
+
+// CertificateSource says where a host's certificate comes from.
+type CertificateSource struct {
+	Type     string `toml:"type" json:"type"`
+	CertPath string `toml:"cert_path,omitempty" json:"cert_path,omitempty"`
+	KeyPath  string `toml:"key_path,omitempty" json:"key_path,omitempty"`
+}
+
+// Backend is one upstream server.
+type Backend struct {
+	ID      string   `toml:"id"`
+	Address string   `toml:"address"`
+	Tags    []string `toml:"tags"`
+	// Weight is used by the weighted policy; 0 means 1.
+	Weight int `toml:"weight,omitempty"`
+}
+
+// HasTag reports whether the backend carries tag.
+func (b *Backend) HasTag(tag string) bool { return slices.Contains(b.Tags, tag) }
+
+// Load balancing policies.
+const (
+	PolicyRoundRobin = "round_robin"
+	PolicyLeastConn  = "least_conn"
+	PolicyWeighted   = "weighted"
+)
+
+// Default returns a configuration with every default filled in and no hosts
+// or backends.
+func Default() *Config {
+	return &Config{
+		Proxy: Proxy{
+			ManagementAPIAddr:      "127.0.0.1:9090",
+			ShutdownTimeoutSecs:    30,
+			ReadHeaderTimeoutSecs:  10,
+			IdleTimeoutSecs:        120,
+			MaxHeaderBytes:         1 << 20,
+			DialTimeoutSecs:        5,
+			MaxIdleConnsPerBackend: 256,
+		},
+		LetsEncrypt: LetsEncrypt{
+			CacheDir:                 "acme-cache",
+			RenewalCheckIntervalSecs: 86400,
+			RenewalDaysBeforeExpiry:  30,
+		},
+		Logging: Logging{
+			Level:      "info",
+			Format:     "text",
+			Output:     "console",
+			MaxSizeMB:  100,
+			MaxBackups: 5,
+			MaxAgeDays: 30,
+		},
+		Metrics: Metrics{ListenAddr: "127.0.0.1:9091"},
+		HealthCheck: HealthCheck{
+			IntervalSecs:       10,
+			TimeoutSecs:        5,
+			UnhealthyThreshold: 3,
+			HealthyThreshold:   2,
+			Path:               "/health",
+			PassiveFailures:    5,
+			PassiveWindowSecs:  10,
+		},
+	}
+}
+
+// Clone returns a deep copy, so a change can be built and validated without
+// touching the configuration in use.
+func (c *Config) Clone() *Config {
+	n := *c
+	n.VirtualHosts = make([]VirtualHost, len(c.VirtualHosts))
+	for i, v := range c.VirtualHosts {
+		n.VirtualHosts[i] = v.Clone()
+	}
+	n.Backends = make([]Backend, len(c.Backends))
+	for i, b := range c.Backends {
+		n.Backends[i] = b.Clone()
+	}
+	return &n
+}
+
+// Clone returns a deep copy of the host.
+func (v VirtualHost) Clone() VirtualHost {
+	if v.HTTPToHTTPS != nil {
+		b := *v.HTTPToHTTPS
+		v.HTTPToHTTPS = &b
+	}
+	if v.TLSEnabled != nil {
+		b := *v.TLSEnabled
+		v.TLSEnabled = &b
+	}
+	if v.CertificateSource != nil {
+		s := *v.CertificateSource
+		v.CertificateSource = &s
+	}
+	return v
+}
+
+// Clone returns a deep copy of the backend.
+func (b Backend) Clone() Backend {
+	b.Tags = slices.Clone(b.Tags)
+	return b
+}
+
+// Host returns the virtual host for domain (already normalised), or nil.
+func (c *Config) Host(domain string) *VirtualHost {
+	for i := range c.VirtualHosts {
+		if c.VirtualHosts[i].Domain == domain {
+			return &c.VirtualHosts[i]
+		}
+	}
+	return nil
+}
+
+// Backend returns the backend with id, or nil.
+func (c *Config) Backend(id string) *Backend {
+	for i := range c.Backends {
+		if c.Backends[i].ID == id {
+			return &c.Backends[i]
+		}
+	}
+	return nil
+}
+
+// Sort orders hosts by domain and backends by id, the order the API lists
+// them in and Save writes them in.
+func (c *Config) Sort() {
+	slices.SortFunc(c.VirtualHosts, func(a, b VirtualHost) int { return strings.Compare(a.Domain, b.Domain) })
+	slices.SortFunc(c.Backends, func(a, b Backend) int { return strings.Compare(a.ID, b.ID) })
+}

@@ -1,0 +1,81 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Load reads, decodes and validates the file at path. Unknown keys are
+// errors. Every problem found is returned, joined, each naming its key (and
+// line, where the TOML decoder knows it).
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes and validates a configuration document.
+func Parse(data []byte) (*Config, error) {
+	c := Default()
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		var strict *toml.StrictMissingError
+		if !errors.As(err, &strict) {
+			return nil, decodeError(err)
+		}
+		// The document decoded; report its unknown keys and every other
+		// problem together.
+		c.normalise()
+		return nil, errors.Join(decodeError(err), c.Validate())
+	}
+	c.normalise()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// normalise puts names in canonical form: domains lower-case without a
+// trailing dot.
+func (c *Config) normalise() {
+	for i := range c.VirtualHosts {
+		c.VirtualHosts[i].Domain = NormaliseDomain(c.VirtualHosts[i].Domain)
+	}
+}
+
+// decodeError turns the TOML library's errors into one line per problem,
+// each with its key and position.
+func decodeError(err error) error {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		errs := make([]error, 0, len(strict.Errors))
+		for i := range strict.Errors {
+			e := &strict.Errors[i]
+			row, _ := e.Position()
+			errs = append(errs, fmt.Errorf("line %d: %s: unknown key", row, strings.Join(e.Key(), ".")))
+		}
+		return errors.Join(errs...)
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		key := strings.Join(de.Key(), ".")
+		if key != "" {
+			return fmt.Errorf("line %d, column %d: %s: %s", row, col, key, de.Error())
+		}
+		return fmt.Errorf("line %d, column %d: %s", row, col, de.Error())
+	}
+	return err
+}

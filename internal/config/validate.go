@@ -1,0 +1,234 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Validate checks the whole configuration and returns every problem, joined,
+// each naming its key: "virtual_hosts[2].domain: ...". Names must already be
+// normalised (Parse does it).
+func (c *Config) Validate() error {
+	var v validator
+	c.validateProxy(&v)
+	c.validateLogging(&v)
+	c.validateHealth(&v)
+	c.validateLetsEncrypt(&v)
+	if c.Metrics.Enabled {
+		v.check("metrics.listen_addr", CheckListenAddr(c.Metrics.ListenAddr))
+	}
+	seenDomain := make(map[string]int, len(c.VirtualHosts))
+	for i := range c.VirtualHosts {
+		h := &c.VirtualHosts[i]
+		key := fmt.Sprintf("virtual_hosts[%d]", i)
+		if j, dup := seenDomain[h.Domain]; dup && h.Domain != "" {
+			v.add(key+".domain", fmt.Errorf("%q is already defined by virtual_hosts[%d]", h.Domain, j))
+		}
+		seenDomain[h.Domain] = i
+		v.check(key, h.Validate(c))
+	}
+	seenID := make(map[string]int, len(c.Backends))
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		key := fmt.Sprintf("backends[%d]", i)
+		if j, dup := seenID[b.ID]; dup && b.ID != "" {
+			v.add(key+".id", fmt.Errorf("%q is already used by backends[%d]", b.ID, j))
+		}
+		seenID[b.ID] = i
+		v.check(key, b.Validate())
+	}
+	return v.err()
+}
+
+func (c *Config) validateProxy(v *validator) {
+	p := &c.Proxy
+	if p.ListenAddr != "" {
+		v.check("proxy.listen_addr", CheckListenAddr(p.ListenAddr))
+	}
+	if p.ListenAddrHTTP != "" {
+		v.check("proxy.listen_addr_http", CheckListenAddr(p.ListenAddrHTTP))
+	}
+	if p.ListenAddr == "" && p.ListenAddrHTTP == "" {
+		v.add("proxy", errors.New("set listen_addr (HTTPS), listen_addr_http (HTTP) or both"))
+	}
+	if p.ManagementAPIAddr == "" {
+		v.add("proxy.management_api_addr", errors.New("must not be empty"))
+	} else {
+		v.check("proxy.management_api_addr", CheckListenAddr(p.ManagementAPIAddr))
+	}
+	v.min("proxy.shutdown_timeout_secs", p.ShutdownTimeoutSecs, 0)
+	v.between("proxy.https_port", p.HTTPSPort, 0, 65535)
+	v.min("proxy.read_header_timeout_secs", p.ReadHeaderTimeoutSecs, 1)
+	v.min("proxy.idle_timeout_secs", p.IdleTimeoutSecs, 1)
+	v.min("proxy.max_header_bytes", p.MaxHeaderBytes, 1024)
+	if p.MaxBodyBytes < 0 {
+		v.add("proxy.max_body_bytes", errors.New("must not be negative (0 means no limit)"))
+	}
+	v.min("proxy.upstream_timeout_secs", p.UpstreamTimeoutSecs, 0)
+	v.min("proxy.dial_timeout_secs", p.DialTimeoutSecs, 1)
+	v.min("proxy.max_idle_conns_per_backend", p.MaxIdleConnsPerBackend, 1)
+}
+
+func (c *Config) validateLogging(v *validator) {
+	l := &c.Logging
+	v.oneOf("logging.level", strings.ToLower(l.Level), "trace", "debug", "info", "warn", "error")
+	v.oneOf("logging.format", l.Format, "text", "json")
+	v.oneOf("logging.output", l.Output, "console", "file")
+	if l.Output == "file" && l.FilePath == "" {
+		v.add("logging.file_path", errors.New("required when output is \"file\""))
+	}
+	v.min("logging.max_size_mb", l.MaxSizeMB, 1)
+	v.min("logging.max_backups", l.MaxBackups, 0)
+	v.min("logging.max_age_days", l.MaxAgeDays, 0)
+}
+
+func (c *Config) validateHealth(v *validator) {
+	h := &c.HealthCheck
+	v.min("health_check.interval_secs", h.IntervalSecs, 1)
+	v.min("health_check.timeout_secs", h.TimeoutSecs, 1)
+	v.min("health_check.unhealthy_threshold", h.UnhealthyThreshold, 1)
+	v.min("health_check.healthy_threshold", h.HealthyThreshold, 1)
+	if !strings.HasPrefix(h.Path, "/") {
+		v.add("health_check.path", fmt.Errorf("%q must start with /", h.Path))
+	}
+	v.min("health_check.passive_failures", h.PassiveFailures, 0)
+	v.min("health_check.passive_window_secs", h.PassiveWindowSecs, 1)
+}
+
+func (c *Config) validateLetsEncrypt(v *validator) {
+	le := &c.LetsEncrypt
+	v.min("lets_encrypt.renewal_check_interval_secs", le.RenewalCheckIntervalSecs, 1)
+	v.min("lets_encrypt.renewal_days_before_expiry", le.RenewalDaysBeforeExpiry, 1)
+	if le.DirectoryURL != "" && !strings.HasPrefix(le.DirectoryURL, "https://") {
+		v.add("lets_encrypt.directory_url", fmt.Errorf("%q must be an https:// URL", le.DirectoryURL))
+	}
+	for i := range c.VirtualHosts {
+		s := c.VirtualHosts[i].CertificateSource
+		if s != nil && s.Type == SourceLetsEncrypt && le.CacheDir == "" {
+			v.add("lets_encrypt.cache_dir", fmt.Errorf("required by virtual_hosts[%d] (%s)", i, c.VirtualHosts[i].Domain))
+			break
+		}
+	}
+}
+
+// Validate checks one virtual host on its own; keys are relative to it.
+// The configuration is consulted for settings the host depends on.
+func (h *VirtualHost) Validate(_ *Config) error {
+	var v validator
+	v.check("domain", CheckDomain(h.Domain))
+	v.check("enabled_backends_tag", CheckTag(h.EnabledBackendsTag))
+	if h.LBPolicy != "" {
+		v.oneOf("lb_policy", h.LBPolicy, PolicyRoundRobin, PolicyLeastConn, PolicyWeighted)
+	}
+	if s := h.CertificateSource; s != nil {
+		switch s.Type {
+		case SourceFile:
+			if s.CertPath == "" {
+				v.add("certificate_source.cert_path", errors.New("required when type is \"file\""))
+			}
+			if s.KeyPath == "" {
+				v.add("certificate_source.key_path", errors.New("required when type is \"file\""))
+			}
+		case SourceLetsEncrypt:
+			if s.CertPath != "" || s.KeyPath != "" {
+				v.add("certificate_source", errors.New("cert_path and key_path apply only to type \"file\""))
+			}
+			if strings.HasPrefix(h.Domain, "*.") {
+				v.add("certificate_source.type", errors.New("lets_encrypt cannot issue wildcard certificates over HTTP-01"))
+			}
+		default:
+			v.add("certificate_source.type", fmt.Errorf("%q is not one of \"file\", \"lets_encrypt\"", s.Type))
+		}
+	}
+	return v.err()
+}
+
+// Validate checks one backend on its own; keys are relative to it.
+func (b *Backend) Validate() error {
+	var v validator
+	v.check("id", CheckID(b.ID))
+	if b.Address == "" {
+		v.add("address", errors.New("must not be empty"))
+	} else {
+		v.check("address", CheckHostPort(b.Address))
+	}
+	seen := make(map[string]bool, len(b.Tags))
+	for i, t := range b.Tags {
+		key := fmt.Sprintf("tags[%d]", i)
+		v.check(key, CheckTag(t))
+		if seen[t] {
+			v.add(key, fmt.Errorf("%q is listed twice", t))
+		}
+		seen[t] = true
+	}
+	v.between("weight", b.Weight, 0, 1000)
+	return v.err()
+}
+
+// FieldError is a problem with one key of the configuration. Key is a dotted
+// path such as "virtual_hosts[2].certificate_source.type".
+type FieldError struct {
+	Key string
+	Err error
+}
+
+func (e *FieldError) Error() string { return e.Key + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// validator collects problems, each under the key it concerns.
+type validator struct{ errs []error }
+
+func (v *validator) add(key string, err error) {
+	v.errs = append(v.errs, &FieldError{Key: key, Err: err})
+}
+
+// check adds err under key. A FieldError (or several, joined) coming from a
+// nested validation keeps its own key below key.
+func (v *validator) check(key string, err error) {
+	if err == nil {
+		return
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		if fe, ok := e.(*FieldError); ok {
+			v.add(key+"."+fe.Key, fe.Err)
+		} else {
+			v.add(key, e)
+		}
+	}
+}
+
+func (v *validator) min(key string, n, lo int) {
+	if n < lo {
+		v.add(key, fmt.Errorf("%d is less than %d", n, lo))
+	}
+}
+
+func (v *validator) between(key string, n, lo, hi int) {
+	if n < lo || n > hi {
+		v.add(key, fmt.Errorf("%d is not between %d and %d", n, lo, hi))
+	}
+}
+
+func (v *validator) oneOf(key, s string, allowed ...string) {
+	for _, a := range allowed {
+		if s == a {
+			return
+		}
+	}
+	v.add(key, fmt.Errorf("%q is not one of %s", s, quoteList(allowed)))
+}
+
+func quoteList(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = `"` + x + `"`
+	}
+	return strings.Join(q, ", ")
+}
+
+func (v *validator) err() error { return errors.Join(v.errs...) }

@@ -1,0 +1,124 @@
+// Package metrics defines fronttier's Prometheus metrics on an injected
+// registry and the small adapters the data path reports through. Names are
+// the manual's (proxy_requests_total, proxy_request_duration_ms,
+// proxy_active_connections, certificate_days_until_expiration, ...).
+package metrics
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// UnknownDomain labels requests whose Host matched no virtual host, so that
+// random Host headers cannot create label values.
+const UnknownDomain = "_unknown"
+
+// Metrics holds the proxy's collectors. It is safe for concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	connections prometheus.Gauge
+
+	// series caches the children of requests and duration per label set:
+	// after the first request of a kind, reporting is a lock-free
+	// sync.Map load and two atomic adds.
+	series sync.Map // seriesKey -> *series
+}
+
+type seriesKey struct {
+	domain, backend string
+	code            int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// DurationBuckets are proxy_request_duration_ms's bucket bounds, in ms.
+var DurationBuckets = []float64{1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000}
+
+// New registers the proxy's metrics, plus the Go runtime's and the
+// process's, on reg.
+func New(reg *prometheus.Registry) *Metrics {
+	m := &Metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "proxy_requests_total",
+			Help: "Total number of requests, by virtual host, backend, status code and whether it was a server error (5xx).",
+		}, []string{"domain", "backend", "code", "error"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "proxy_request_duration_ms",
+			Help:    "Request duration in milliseconds, from the request's arrival to the end of its response.",
+			Buckets: DurationBuckets,
+		}, []string{"domain"}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "proxy_active_connections",
+			Help: "Client connections currently open on the proxy's listeners.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.connections,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry returns the registry the metrics are registered on, for other
+// components to add theirs.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Request records one finished request (proxy.Observer).
+func (m *Metrics) Request(domain, backend string, code int, d time.Duration) {
+	if domain == "" {
+		domain = UnknownDomain
+	}
+	k := seriesKey{domain, backend, code}
+	v, ok := m.series.Load(k)
+	if !ok {
+		v, _ = m.series.LoadOrStore(k, &series{
+			requests: m.requests.WithLabelValues(domain, backend, strconv.Itoa(code), strconv.FormatBool(code >= 500)),
+			duration: m.duration.WithLabelValues(domain),
+		})
+	}
+	s := v.(*series)
+	s.requests.Inc()
+	s.duration.Observe(float64(d.Microseconds()) / 1000)
+}
+
+// Forget drops the series of a domain that no longer exists, so deleted
+// domains do not linger in the output.
+func (m *Metrics) Forget(domain string) {
+	m.series.Range(func(k, _ any) bool {
+		if k.(seriesKey).domain == domain {
+			m.series.Delete(k)
+		}
+		return true
+	})
+	m.requests.DeletePartialMatch(prometheus.Labels{"domain": domain})
+	m.duration.DeleteLabelValues(domain)
+}
+
+// ConnState counts open client connections; install it as an
+// http.Server's ConnState hook.
+func (m *Metrics) ConnState(_ net.Conn, s http.ConnState) {
+	switch s {
+	case http.StateNew:
+		m.connections.Inc()
+	case http.StateClosed, http.StateHijacked:
+		m.connections.Dec()
+	}
+}

@@ -1,0 +1,240 @@
+// Package proxy is the data path: the http.Handler every client request
+// goes through. It finds the virtual host, redirects to HTTPS when the host
+// wants it and can be served, picks a backend from the host's pool, forwards
+// (retrying another backend when a connection could not be made), and
+// reports the outcome to metrics, passive health and the access log.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"fronttier/internal/backend"
+	"fronttier/internal/logging"
+	"fronttier/internal/route"
+)
+
+// Routes gives the route table in force.
+type Routes interface {
+	Table() *route.Table
+}
+
+// TLSReady tells whether HTTPS can be served for a host right now (a
+// certificate is loaded for it).
+type TLSReady interface {
+	Ready(domain string) bool
+}
+
+// Observer receives one call per finished request. domain is "" for a
+// request that matched no host, backend "" when none was picked.
+type Observer interface {
+	Request(domain, backend string, code int, d time.Duration)
+}
+
+// FailureReporter is told about forwarding failures (passive health).
+type FailureReporter interface {
+	Failure(b *backend.Backend, err error)
+}
+
+// AccessLog writes one line per request.
+type AccessLog interface {
+	Log(e logging.Entry)
+}
+
+// Options configures a Handler. Routes is required; the rest may be nil.
+type Options struct {
+	Routes   Routes
+	TLS      TLSReady
+	Observer Observer
+	Failures FailureReporter
+	Access   AccessLog
+	// Challenge answers /.well-known/acme-challenge/ on plain HTTP.
+	Challenge http.Handler
+	Log       *slog.Logger
+	// HTTPSPort is written into redirects unless it is 443 or 0.
+	HTTPSPort int
+	// MaxAttempts bounds how many backends one request is tried on;
+	// default 3.
+	MaxAttempts int
+	// MaxBodyBytes limits request bodies; 0 means no limit.
+	MaxBodyBytes int64
+}
+
+// Handler is the proxy's http.Handler. It takes no lock: it reads the route
+// table through one atomic load and balances with atomics.
+type Handler struct {
+	o    Options
+	port string // ":8443", or "" when redirects carry no port
+	recs recorderPool
+}
+
+// maxAttempts bounds o.MaxAttempts; it sizes the per-request array of tried
+// backends, which stays on the stack.
+const maxAttempts = 8
+
+// New returns a Handler.
+func New(o Options) *Handler {
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 3
+	}
+	o.MaxAttempts = min(o.MaxAttempts, maxAttempts)
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{o: o}
+	if o.HTTPSPort != 0 && o.HTTPSPort != 443 {
+		h.port = ":" + strconv.Itoa(o.HTTPSPort)
+	}
+	return h
+}
+
+const challengePrefix = "/.well-known/acme-challenge/"
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if h.o.Challenge != nil && r.TLS == nil && strings.HasPrefix(r.URL.Path, challengePrefix) {
+		h.o.Challenge.ServeHTTP(w, r)
+		return
+	}
+	host := h.o.Routes.Table().Lookup(r.Host)
+	if host == nil {
+		h.finish(r, start, "", "", plain(w, http.StatusNotFound, "404 unknown host\n"), 0)
+		return
+	}
+	if r.TLS == nil && host.Redirect && host.TLS && h.o.TLS != nil && h.o.TLS.Ready(host.Domain) {
+		h.redirect(w, r)
+		h.finish(r, start, host.Domain, "", http.StatusMovedPermanently, 0)
+		return
+	}
+	if h.o.MaxBodyBytes > 0 && r.ContentLength > h.o.MaxBodyBytes {
+		h.finish(r, start, host.Domain, "", plain(w, http.StatusRequestEntityTooLarge, "413 request body too large\n"), 0)
+		return
+	}
+	h.forward(w, r, host, start)
+}
+
+// forward sends r to a backend of host's pool, trying another one while the
+// failure left nothing sent and nothing answered.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Host, start time.Time) {
+	var body *guardedBody
+	if r.Body != nil && r.Body != http.NoBody {
+		if h.o.MaxBodyBytes > 0 {
+			r.Body = http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes)
+		}
+		body = &guardedBody{rc: r.Body}
+		r.Body = body
+	}
+	rec := h.recs.get(w)
+	defer h.recs.put(rec)
+
+	var triedBuf [maxAttempts]*backend.Backend
+	tried := triedBuf[:0]
+	var b *backend.Backend
+	for {
+		var panicked bool
+		b, panicked = host.Pool.Pick(tried)
+		if b == nil {
+			break
+		}
+		if panicked {
+			h.o.Log.Debug("all backends unhealthy, trying one anyway", "domain", host.Domain, "backend", b.ID)
+		}
+		rec.err = nil
+		h.send(b, rec, r)
+		if rec.err == nil {
+			break
+		}
+		if clientGone(r, rec.err) {
+			rec.status = 499 // nginx's "client closed request"; nothing is written
+			break
+		}
+		if h.o.Failures != nil {
+			h.o.Failures.Failure(b, rec.err)
+		}
+		tried = append(tried, b)
+		if rec.started || (body != nil && body.read) || !retryable(rec.err) || len(tried) >= h.o.MaxAttempts {
+			break
+		}
+		h.o.Log.Debug("retrying on another backend", "domain", host.Domain, "backend", b.ID, "error", rec.err)
+	}
+	switch {
+	case b == nil && len(tried) == 0:
+		h.finish(r, start, host.Domain, "", plain(w, http.StatusServiceUnavailable, "503 no backend available\n"), 0)
+		return
+	case b == nil:
+		b = tried[len(tried)-1]
+		fallthrough
+	case rec.err != nil && !rec.started && rec.status != 499:
+		h.o.Log.Warn("backend failed", "domain", host.Domain, "backend", b.ID, "error", rec.err)
+		rec.status = plain(w, http.StatusBadGateway, "502 bad gateway\n")
+	}
+	h.finish(r, start, host.Domain, b.ID, rec.status, rec.bytes)
+}
+
+// send forwards r to b, counting it in flight meanwhile.
+func (h *Handler) send(b *backend.Backend, rec *recorder, r *http.Request) {
+	b.Acquire()
+	defer b.Release()
+	b.Forward.ServeHTTP(rec, r)
+}
+
+// retryable reports whether err proves the request never reached the
+// backend: the connection could not be made.
+func retryable(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// clientGone reports whether the failure is the client's leaving.
+func clientGone(r *http.Request, err error) bool {
+	return r.Context().Err() != nil || errors.Is(err, context.Canceled)
+}
+
+func (h *Handler) redirect(w http.ResponseWriter, r *http.Request) {
+	host := r.Host
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	w.Header()["Location"] = []string{"https://" + host + h.port + r.URL.RequestURI()}
+	w.WriteHeader(http.StatusMovedPermanently)
+}
+
+// finish reports a request to metrics and the access log.
+func (h *Handler) finish(r *http.Request, start time.Time, domain, backendID string, code int, n int64) {
+	d := time.Since(start)
+	if h.o.Observer != nil {
+		h.o.Observer.Request(domain, backendID, code, d)
+	}
+	if h.o.Access != nil {
+		h.o.Access.Log(logging.Entry{
+			Time: start, Client: clientIP(r), Method: r.Method, Host: r.Host,
+			Path: r.URL.Path, Status: code, Bytes: n, Duration: d, Backend: backendID,
+		})
+	}
+}
+
+func clientIP(r *http.Request) string {
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return ip
+	}
+	return r.RemoteAddr
+}
+
+// plain writes a short plain-text answer of the proxy's own and returns
+// code.
+func plain(w http.ResponseWriter, code int, msg string) int {
+	hdr := w.Header()
+	hdr["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	hdr["X-Content-Type-Options"] = []string{"nosniff"}
+	w.WriteHeader(code)
+	io.WriteString(w, msg)
+	return code
+}

@@ -1,0 +1,175 @@
+package state
+
+import (
+	"fmt"
+
+	"fronttier/internal/config"
+)
+
+// AddDomain adds a virtual host. Its domain is normalised first.
+func (s *Store) AddDomain(v config.VirtualHost) (config.VirtualHost, error) {
+	v.Domain = config.NormaliseDomain(v.Domain)
+	if err := v.Validate(nil); err != nil {
+		return config.VirtualHost{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	next, err := s.commit(func(c *config.Config) error {
+		if c.Host(v.Domain) != nil {
+			return fmt.Errorf("%w: domain %q", ErrExists, v.Domain)
+		}
+		c.VirtualHosts = append(c.VirtualHosts, v.Clone())
+		return nil
+	}, nil)
+	if err != nil {
+		return config.VirtualHost{}, err
+	}
+	s.log.Info("Domain added", "domain", v.Domain, "tag", v.EnabledBackendsTag)
+	return *next.Host(v.Domain), nil
+}
+
+// UpdateDomain applies edit to the virtual host of domain. A change of tag
+// is a switch: refused, unless force, when no backend (or no healthy one)
+// carries the new tag. The domain itself cannot be renamed.
+func (s *Store) UpdateDomain(domain string, edit func(v *config.VirtualHost) error, force bool) (config.VirtualHost, error) {
+	domain = config.NormaliseDomain(domain)
+	var oldTag string
+	next, err := s.commit(func(c *config.Config) error {
+		v := c.Host(domain)
+		if v == nil {
+			return fmt.Errorf("%w: domain %q", ErrNotFound, domain)
+		}
+		oldTag = v.EnabledBackendsTag
+		if err := edit(v); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		v.Domain = config.NormaliseDomain(v.Domain)
+		if v.Domain != domain {
+			return fmt.Errorf("%w: domain: cannot rename %q to %q (delete and add instead)", ErrInvalid, domain, v.Domain)
+		}
+		if err := v.Validate(c); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return nil
+	}, func(_, next *config.Config) error {
+		if tag := next.Host(domain).EnabledBackendsTag; tag != oldTag && !force {
+			return s.checkTag(next, tag)
+		}
+		return nil
+	})
+	if err != nil {
+		return config.VirtualHost{}, err
+	}
+	v := *next.Host(domain)
+	if v.EnabledBackendsTag != oldTag {
+		s.log.Info("Switched backend tag", "domain", domain, "old_tag", oldTag, "new_tag", v.EnabledBackendsTag, "forced", force)
+	} else {
+		s.log.Info("Domain updated", "domain", domain)
+	}
+	return v, nil
+}
+
+// Switch points domain at the backends carrying tag (the A/B switch).
+func (s *Store) Switch(domain, tag string, force bool) (config.VirtualHost, error) {
+	if err := config.CheckTag(tag); err != nil {
+		return config.VirtualHost{}, fmt.Errorf("%w: new_tag: %w", ErrInvalid, err)
+	}
+	return s.UpdateDomain(domain, func(v *config.VirtualHost) error {
+		v.EnabledBackendsTag = tag
+		return nil
+	}, force)
+}
+
+// DeleteDomain removes the virtual host of domain.
+func (s *Store) DeleteDomain(domain string) error {
+	domain = config.NormaliseDomain(domain)
+	_, err := s.commit(func(c *config.Config) error {
+		for i := range c.VirtualHosts {
+			if c.VirtualHosts[i].Domain == domain {
+				c.VirtualHosts = append(c.VirtualHosts[:i], c.VirtualHosts[i+1:]...)
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: domain %q", ErrNotFound, domain)
+	}, nil)
+	if err == nil {
+		s.log.Info("Domain deleted", "domain", domain)
+	}
+	return err
+}
+
+// AddBackend registers a backend.
+func (s *Store) AddBackend(b config.Backend) (config.Backend, error) {
+	if b.Tags == nil {
+		b.Tags = []string{}
+	}
+	if err := b.Validate(); err != nil {
+		return config.Backend{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	next, err := s.commit(func(c *config.Config) error {
+		if c.Backend(b.ID) != nil {
+			return fmt.Errorf("%w: backend %q", ErrExists, b.ID)
+		}
+		c.Backends = append(c.Backends, b.Clone())
+		return nil
+	}, nil)
+	if err != nil {
+		return config.Backend{}, err
+	}
+	s.log.Info("Backend added", "backend", b.ID, "address", b.Address, "tags", b.Tags)
+	return *next.Backend(b.ID), nil
+}
+
+// UpdateBackend applies edit to the backend with id. Unless force, it is
+// refused when it would leave a domain's enabled tag with no backend.
+func (s *Store) UpdateBackend(id string, edit func(b *config.Backend) error, force bool) (config.Backend, error) {
+	next, err := s.commit(func(c *config.Config) error {
+		b := c.Backend(id)
+		if b == nil {
+			return fmt.Errorf("%w: backend %q", ErrNotFound, id)
+		}
+		if err := edit(b); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		if b.ID != id {
+			return fmt.Errorf("%w: id: cannot rename %q to %q (delete and add instead)", ErrInvalid, id, b.ID)
+		}
+		if b.Tags == nil {
+			b.Tags = []string{}
+		}
+		if err := b.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return nil
+	}, s.orphanGuard(force))
+	if err != nil {
+		return config.Backend{}, err
+	}
+	b := *next.Backend(id)
+	s.log.Info("Backend updated", "backend", id, "address", b.Address, "tags", b.Tags)
+	return b, nil
+}
+
+// DeleteBackend removes the backend with id. Its requests in flight finish.
+// Unless force, it is refused when it would leave a domain's enabled tag
+// with no backend.
+func (s *Store) DeleteBackend(id string, force bool) error {
+	_, err := s.commit(func(c *config.Config) error {
+		for i := range c.Backends {
+			if c.Backends[i].ID == id {
+				c.Backends = append(c.Backends[:i], c.Backends[i+1:]...)
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: backend %q", ErrNotFound, id)
+	}, s.orphanGuard(force))
+	if err == nil {
+		s.log.Info("Backend deleted", "backend", id)
+	}
+	return err
+}
+
+func (s *Store) orphanGuard(force bool) func(old, next *config.Config) error {
+	if force {
+		return nil
+	}
+	return checkOrphans
+}

@@ -1,0 +1,213 @@
+// Package state is the authoritative set of domains and backends. It applies
+// each change under one mutex: build the next configuration, validate it,
+// persist it durably, then publish a new route table with one atomic swap.
+// A change that fails any step changes nothing.
+package state
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"fronttier/internal/backend"
+	"fronttier/internal/balance"
+	"fronttier/internal/config"
+	"fronttier/internal/route"
+)
+
+// Errors a change can fail with; the API maps them to HTTP statuses.
+var (
+	ErrInvalid  = errors.New("invalid")        // 400
+	ErrNotFound = errors.New("not found")      // 404
+	ErrExists   = errors.New("already exists") // 409
+	ErrConflict = errors.New("conflict")       // 409: refused to protect traffic
+	ErrPersist  = errors.New("persist")        // 500: nothing was changed
+)
+
+// Persister makes an accepted configuration durable. Save must not return
+// before the configuration would survive a crash.
+type Persister interface {
+	Save(c *config.Config) error
+}
+
+// Store holds the current configuration and the route table built from it.
+// Reads (Config, Table) are lock-free atomic loads; changes are serialised
+// by mu.
+type Store struct {
+	log     *slog.Logger
+	persist Persister
+	reg     *backend.Registry
+
+	mu    sync.Mutex // serialises changes; held across validate, persist, publish
+	cfg   atomic.Pointer[config.Config]
+	table atomic.Pointer[route.Table]
+}
+
+// New returns a store serving cfg (which must be valid) and publishes its
+// route table. reg holds the live backends; persist receives every accepted
+// change.
+func New(cfg *config.Config, reg *backend.Registry, persist Persister, log *slog.Logger) (*Store, error) {
+	s := &Store{log: log, persist: persist, reg: reg}
+	c := cfg.Clone()
+	c.Sort()
+	if err := s.publish(c); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Config returns the configuration in force. It must not be modified.
+func (s *Store) Config() *config.Config { return s.cfg.Load() }
+
+// Table returns the route table in force. It must not be modified.
+func (s *Store) Table() *route.Table { return s.table.Load() }
+
+// Backend returns the live backend with id, or nil.
+func (s *Store) Backend(id string) *backend.Backend { return s.reg.Get(id) }
+
+// Replace puts c (already loaded and validated, e.g. from the file on
+// SIGHUP) in force without persisting it.
+func (s *Store) Replace(c *config.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := c.Clone()
+	next.Sort()
+	if err := next.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return s.publish(next)
+}
+
+// commit applies change to a copy of the configuration in force, checks it
+// with guard (may be nil) and, if all is well, persists and publishes it.
+func (s *Store) commit(change func(c *config.Config) error, guard func(old, next *config.Config) error) (*config.Config, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.cfg.Load()
+	next := old.Clone()
+	if err := change(next); err != nil {
+		return nil, err
+	}
+	next.Sort()
+	if err := next.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if guard != nil {
+		if err := guard(old, next); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.persist.Save(next); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPersist, err)
+	}
+	if err := s.publish(next); err != nil {
+		// The file holds next, which validated; building its table cannot
+		// fail for a valid configuration, so this is a programming error.
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	return next, nil
+}
+
+// publish builds the route table for c, syncs the backend registry and
+// swaps both pointers.
+func (s *Store) publish(c *config.Config) error {
+	specs := make([]backend.Spec, len(c.Backends))
+	for i, b := range c.Backends {
+		specs[i] = backend.Spec{ID: b.ID, Addr: b.Address}
+	}
+	live := s.reg.Sync(specs)
+
+	type poolKey struct{ tag, policy string }
+	pools := make(map[poolKey]*balance.Pool)
+	hosts := make([]*route.Host, 0, len(c.VirtualHosts))
+	var byTag map[string][]int // tag -> indexes into c.Backends, built lazily
+	for i := range c.VirtualHosts {
+		v := &c.VirtualHosts[i]
+		key := poolKey{v.EnabledBackendsTag, v.LBPolicy}
+		pool := pools[key]
+		if pool == nil {
+			if byTag == nil {
+				byTag = tagIndex(c)
+			}
+			idx := byTag[v.EnabledBackendsTag]
+			members := make([]*backend.Backend, len(idx))
+			weights := make([]int, len(idx))
+			for j, k := range idx {
+				members[j] = live[c.Backends[k].ID]
+				weights[j] = c.Backends[k].Weight
+			}
+			var err error
+			if pool, err = balance.NewPool(v.LBPolicy, members, weights); err != nil {
+				return fmt.Errorf("virtual host %s: %w", v.Domain, err)
+			}
+			pools[key] = pool
+		}
+		hosts = append(hosts, &route.Host{
+			Domain:   v.Domain,
+			Tag:      v.EnabledBackendsTag,
+			Redirect: v.Redirect(),
+			TLS:      v.TLS(),
+			Pool:     pool,
+		})
+	}
+	s.table.Store(route.Build(hosts))
+	s.cfg.Store(c)
+	return nil
+}
+
+// tagIndex maps each tag to the indexes of the backends carrying it, in
+// backend order (sorted by id).
+func tagIndex(c *config.Config) map[string][]int {
+	m := make(map[string][]int)
+	for i, b := range c.Backends {
+		for _, t := range b.Tags {
+			m[t] = append(m[t], i)
+		}
+	}
+	return m
+}
+
+// checkTag refuses a tag that no backend carries, or whose backends are all
+// known to be unhealthy.
+func (s *Store) checkTag(c *config.Config, tag string) error {
+	n, down := 0, 0
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		if !b.HasTag(tag) {
+			continue
+		}
+		n++
+		if live := s.reg.Get(b.ID); live != nil && live.Addr == b.Address && !live.Routable() {
+			down++
+		}
+	}
+	switch {
+	case n == 0:
+		return fmt.Errorf("%w: no backend carries tag %q (add one first, or pass \"force\": true)", ErrConflict, tag)
+	case down == n:
+		return fmt.Errorf("%w: all %d backends with tag %q are unhealthy (pass \"force\": true to switch anyway)", ErrConflict, n, tag)
+	}
+	return nil
+}
+
+// checkOrphans refuses a change that leaves a domain's enabled tag, which
+// had backends, with none.
+func checkOrphans(old, next *config.Config) error {
+	had := tagIndex(old)
+	has := tagIndex(next)
+	var hit []string
+	for i := range next.VirtualHosts {
+		v := &next.VirtualHosts[i]
+		if len(had[v.EnabledBackendsTag]) > 0 && len(has[v.EnabledBackendsTag]) == 0 {
+			hit = append(hit, v.Domain)
+		}
+	}
+	if len(hit) == 0 {
+		return nil
+	}
+	slices.Sort(hit)
+	return fmt.Errorf("%w: this would leave %v with no backend (pass force to do it anyway)", ErrConflict, hit)
+}

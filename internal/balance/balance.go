@@ -7,6 +7,7 @@ package balance
 import (
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"fronttier/internal/backend"
 )
@@ -37,6 +38,7 @@ type Pool struct {
 	Backends []*backend.Backend
 	policy   Policy
 	panicRR  atomic.Uint64
+	panicLog atomic.Int64 // unix nanoseconds of the last panic-mode log line
 }
 
 // NewPool builds a pool. weights, used by the weighted policy, gives each
@@ -77,6 +79,13 @@ func (p *Pool) Pick(tried []*backend.Backend) (b *backend.Backend, panicked bool
 		}
 	}
 	return nil, false
+}
+
+// ShouldLogPanic reports whether a panic-mode pick at now should be logged:
+// true at most once per every, across all goroutines.
+func (p *Pool) ShouldLogPanic(now time.Time, every time.Duration) bool {
+	last, n := p.panicLog.Load(), now.UnixNano()
+	return n-last >= int64(every) && p.panicLog.CompareAndSwap(last, n)
 }
 
 // Len returns the number of backends in the pool.

@@ -27,6 +27,8 @@ type Metrics struct {
 	requests    *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	connections prometheus.Gauge
+	retries     *prometheus.CounterVec
+	panics      *prometheus.CounterVec
 
 	// series caches the children of requests and duration per label set:
 	// after the first request of a kind, reporting is a lock-free
@@ -65,8 +67,16 @@ func New(reg *prometheus.Registry) *Metrics {
 			Name: "proxy_active_connections",
 			Help: "Client connections currently open on the proxy's listeners.",
 		}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "proxy_retries_total",
+			Help: "Attempts sent again to another backend after the named backend failed before answering.",
+		}, []string{"domain", "backend"}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "proxy_panic_requests_total",
+			Help: "Requests sent to an unhealthy backend because no backend of the domain's tag was healthy (panic mode).",
+		}, []string{"domain"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.connections,
+	reg.MustRegister(m.requests, m.duration, m.connections, m.retries, m.panics,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -99,6 +109,12 @@ func (m *Metrics) Request(domain, backend string, code int, d time.Duration) {
 	s.duration.Observe(float64(d.Microseconds()) / 1000)
 }
 
+// Retry counts an attempt sent again after backend failed (proxy.Observer).
+func (m *Metrics) Retry(domain, backend string) { m.retries.WithLabelValues(domain, backend).Inc() }
+
+// Panic counts a request routed in panic mode (proxy.Observer).
+func (m *Metrics) Panic(domain string) { m.panics.WithLabelValues(domain).Inc() }
+
 // Forget drops the series of a domain that no longer exists, so deleted
 // domains do not linger in the output.
 func (m *Metrics) Forget(domain string) {
@@ -110,6 +126,8 @@ func (m *Metrics) Forget(domain string) {
 	})
 	m.requests.DeletePartialMatch(prometheus.Labels{"domain": domain})
 	m.duration.DeleteLabelValues(domain)
+	m.retries.DeletePartialMatch(prometheus.Labels{"domain": domain})
+	m.panics.DeleteLabelValues(domain)
 }
 
 // ConnState counts open client connections; install it as an

@@ -32,10 +32,14 @@ type TLSReady interface {
 	Ready(domain string) bool
 }
 
-// Observer receives one call per finished request. domain is "" for a
-// request that matched no host, backend "" when none was picked.
+// Observer receives what the data path does: Request once per finished
+// request (domain "" when no host matched, backend "" when none was
+// picked), Retry when an attempt is sent again to another backend, Panic
+// when a request goes to an unhealthy backend because none is healthy.
 type Observer interface {
 	Request(domain, backend string, code int, d time.Duration)
+	Retry(domain, backend string)
+	Panic(domain string)
 }
 
 // FailureReporter is told about forwarding failures (passive health).
@@ -121,16 +125,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.forward(w, r, host, start)
 }
 
-// forward sends r to a backend of host's pool, trying another one while the
-// failure left nothing sent and nothing answered.
+// forward sends r to a backend of host's pool. When an attempt fails
+// before any response reached the client, and the request can safely be
+// sent again (see retryable), it is tried on another backend, up to
+// MaxAttempts backends.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Host, start time.Time) {
-	var body *guardedBody
-	if r.Body != nil && r.Body != http.NoBody {
-		if h.o.MaxBodyBytes > 0 {
-			r.Body = http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes)
+	body, err := h.prepareBody(w, r)
+	if err != nil {
+		code := http.StatusBadRequest
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			code = http.StatusRequestEntityTooLarge
 		}
-		body = &guardedBody{rc: r.Body}
-		r.Body = body
+		h.finish(r, start, host.Domain, "", plain(w, code, strconv.Itoa(code)+" could not read request body\n"), 0)
+		return
 	}
 	rec := h.recs.get(w)
 	defer h.recs.put(rec)
@@ -140,28 +148,31 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Ho
 	var b *backend.Backend
 	for {
 		var panicked bool
-		b, panicked = host.Pool.Pick(tried)
-		if b == nil {
+		if b, panicked = host.Pool.Pick(tried); b == nil {
 			break
 		}
 		if panicked {
-			h.o.Log.Debug("all backends unhealthy, trying one anyway", "domain", host.Domain, "backend", b.ID)
+			h.panicking(host, b)
 		}
+		body.rewind(r)
 		rec.err = nil
 		h.send(b, rec, r)
 		if rec.err == nil {
 			break
 		}
 		if clientGone(r, rec.err) {
-			rec.status = 499 // nginx's "client closed request"; nothing is written
+			rec.status = statusClientClosed
 			break
 		}
 		if h.o.Failures != nil {
 			h.o.Failures.Failure(b, rec.err)
 		}
 		tried = append(tried, b)
-		if rec.started || (body != nil && body.read) || !retryable(rec.err) || len(tried) >= h.o.MaxAttempts {
+		if rec.started || !body.replayable() || !retryable(r, rec.err) || len(tried) >= h.o.MaxAttempts {
 			break
+		}
+		if h.o.Observer != nil {
+			h.o.Observer.Retry(host.Domain, b.ID)
 		}
 		h.o.Log.Debug("retrying on another backend", "domain", host.Domain, "backend", b.ID, "error", rec.err)
 	}
@@ -171,13 +182,44 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Ho
 		return
 	case b == nil:
 		b = tried[len(tried)-1]
-		fallthrough
-	case rec.err != nil && !rec.started && rec.status != 499:
-		h.o.Log.Warn("backend failed", "domain", host.Domain, "backend", b.ID, "error", rec.err)
-		rec.status = plain(w, http.StatusBadGateway, "502 bad gateway\n")
+	}
+	if rec.err != nil && !rec.started && rec.status != statusClientClosed {
+		rec.status = h.failed(w, host, b, rec.err)
 	}
 	h.finish(r, start, host.Domain, b.ID, rec.status, rec.bytes)
 }
+
+// statusClientClosed is recorded (never sent) for requests whose client
+// left before the answer: nginx's 499.
+const statusClientClosed = 499
+
+// failed answers a request that no backend could serve.
+func (h *Handler) failed(w http.ResponseWriter, host *route.Host, b *backend.Backend, err error) int {
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		return plain(w, http.StatusRequestEntityTooLarge, "413 request body too large\n")
+	}
+	h.o.Log.Warn("backend failed", "domain", host.Domain, "backend", b.ID, "error", err)
+	if isTimeout(err) {
+		return plain(w, http.StatusGatewayTimeout, "504 gateway timeout\n")
+	}
+	return plain(w, http.StatusBadGateway, "502 bad gateway\n")
+}
+
+// panicking notes that host's pool had no healthy backend left and a
+// request went to an unhealthy one anyway: counted every time, logged at
+// most every panicLogEvery per pool.
+func (h *Handler) panicking(host *route.Host, b *backend.Backend) {
+	if h.o.Observer != nil {
+		h.o.Observer.Panic(host.Domain)
+	}
+	if host.Pool.ShouldLogPanic(time.Now(), panicLogEvery) {
+		h.o.Log.Warn("no healthy backend for tag, sending traffic to unhealthy backends (panic mode)",
+			"domain", host.Domain, "tag", host.Tag, "backend", b.ID)
+	}
+}
+
+const panicLogEvery = 10 * time.Second
 
 // send forwards r to b, counting it in flight meanwhile.
 func (h *Handler) send(b *backend.Backend, rec *recorder, r *http.Request) {
@@ -186,11 +228,29 @@ func (h *Handler) send(b *backend.Backend, rec *recorder, r *http.Request) {
 	b.Forward.ServeHTTP(rec, r)
 }
 
-// retryable reports whether err proves the request never reached the
-// backend: the connection could not be made.
-func retryable(err error) bool {
+// retryable reports whether a failed attempt may be sent to another
+// backend: always when the connection could not be made (nothing was
+// sent), and for idempotent methods on any failure before a response
+// (reset, early close, response-header timeout).
+func retryable(r *http.Request, err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		return false
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // clientGone reports whether the failure is the client's leaving.

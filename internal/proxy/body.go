@@ -1,0 +1,50 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+)
+
+// maxReplayBody is the largest request body (with a declared length) read
+// in full before forwarding, so that it can be sent again to another backend
+// if the first one fails mid-request. Larger and chunked bodies are streamed
+// and can be retried only while none of their bytes has been read.
+const maxReplayBody = 64 << 10
+
+// requestBody is how one request's body is forwarded: buffered, streamed
+// through a guard, or absent.
+type requestBody struct {
+	buf   []byte       // the whole body, when buffered
+	guard *guardedBody // the streamed body, when not
+}
+
+// prepareBody applies the body size limit and buffers small bodies.
+func (h *Handler) prepareBody(w http.ResponseWriter, r *http.Request) (requestBody, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return requestBody{}, nil
+	}
+	if h.o.MaxBodyBytes > 0 {
+		r.Body = http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes)
+	}
+	if r.ContentLength > 0 && r.ContentLength <= maxReplayBody {
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return requestBody{}, err
+		}
+		return requestBody{buf: buf}, nil
+	}
+	g := &guardedBody{rc: r.Body}
+	r.Body = g
+	return requestBody{guard: g}, nil
+}
+
+// rewind gives r a fresh reader over a buffered body before each attempt.
+func (b *requestBody) rewind(r *http.Request) {
+	if b.buf != nil {
+		r.Body = io.NopCloser(bytes.NewReader(b.buf))
+	}
+}
+
+// replayable reports whether the body can be sent again.
+func (b *requestBody) replayable() bool { return b.guard == nil || !b.guard.read }

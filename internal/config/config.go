@@ -40,6 +40,10 @@ type Proxy struct {
 	// the port of ListenAddr; set it when a port mapping puts the HTTPS
 	// listener behind another port (443 is never written).
 	HTTPSPort int `toml:"https_port"`
+	// DefaultCertificate names the virtual host whose certificate is served
+	// to TLS clients whose SNI matches no certificate (or that send none).
+	// Empty means such handshakes fail.
+	DefaultCertificate string `toml:"default_certificate,omitempty"`
 	// ReadHeaderTimeoutSecs bounds reading a client's request headers; default 10.
 	ReadHeaderTimeoutSecs int `toml:"read_header_timeout_secs"`
 	// IdleTimeoutSecs closes idle client keep-alive connections; default 120.

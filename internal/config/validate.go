@@ -57,6 +57,9 @@ func (c *Config) validateProxy(v *validator) {
 	} else {
 		v.check("proxy.management_api_addr", CheckListenAddr(p.ManagementAPIAddr))
 	}
+	if d := p.DefaultCertificate; d != "" && c.Host(NormaliseDomain(d)) == nil {
+		v.add("proxy.default_certificate", fmt.Errorf("%q is not a configured virtual host", d))
+	}
 	v.min("proxy.shutdown_timeout_secs", p.ShutdownTimeoutSecs, 0)
 	v.between("proxy.https_port", p.HTTPSPort, 0, 65535)
 	v.min("proxy.read_header_timeout_secs", p.ReadHeaderTimeoutSecs, 1)

@@ -1,0 +1,235 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fronttier/internal/backend"
+)
+
+// userAgent is sent with every active check.
+const userAgent = "fronttier-health/1"
+
+// maxDrain is how much of a check's response body is read before closing.
+const maxDrain = 4 << 10
+
+// Check failure kinds; the error texts are short: "status 503",
+// "timeout after 5s".
+var (
+	errStatus  = errors.New("status")
+	errTimeout = errors.New("timeout")
+)
+
+// probe is the checker's per-backend state.
+type probe struct {
+	b    *backend.Backend
+	log  *slog.Logger
+	kick chan struct{} // capacity 1: a pending request for an immediate check
+
+	// cancel stops the goroutine; nil until it is started. Guarded by
+	// Checker.mu.
+	cancel context.CancelFunc
+
+	// epoch counts passive ejections; an active check that began in an
+	// earlier epoch is not recorded (it saw the backend before real
+	// traffic showed it failing).
+	epoch atomic.Uint64
+
+	// mu guards removed, fails and series writes, and makes the
+	// read-modify-write of b's health and status atomic between the
+	// active goroutine and Failure. It is held only for bookkeeping, never
+	// across network I/O.
+	mu      sync.Mutex
+	removed bool        // Removed was called: record nothing more
+	fails   []time.Time // passive failures inside the window, oldest first
+	s       series
+}
+
+func newProbe(b *backend.Backend, log *slog.Logger, m *metrics) *probe {
+	p := &probe{
+		b:    b,
+		log:  log.With("backend", b.ID, "address", b.Addr),
+		kick: make(chan struct{}, 1),
+		s:    m.series(b),
+	}
+	p.s.setHealthy(b.Health())
+	return p
+}
+
+// poke requests an immediate check without blocking.
+func (p *probe) poke() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// retire marks p removed and deletes its metrics series. Any later write
+// sees removed under p.mu, so no series is brought back.
+func (p *probe) retire() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.removed = true
+	p.s.delete()
+}
+
+// loop checks p's backend at once, then every Interval with jitter, and on
+// demand (kick), until ctx is done. Options changes re-arm the timer.
+func (c *Checker) loop(ctx context.Context, p *probe) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var last time.Time // start of the last check
+	for {
+		changed := *c.changed.Load()
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			if !last.IsZero() {
+				timer.Reset(time.Until(last.Add(jitter(c.options().Interval))))
+			}
+			continue
+		case <-timer.C:
+		case <-p.kick:
+		}
+		last = time.Now()
+		c.check(ctx, p)
+		timer.Reset(jitter(c.options().Interval))
+	}
+}
+
+// jitter returns d ±10%.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+}
+
+// check makes one active check of p's backend and records it. A check cut
+// short by ctx (removal, shutdown) is not recorded.
+func (c *Checker) check(ctx context.Context, p *probe) {
+	o := c.options()
+	epoch := p.epoch.Load()
+	at := c.now()
+	start := time.Now()
+	err := c.roundTrip(ctx, p.b.Addr, o)
+	d := time.Since(start)
+	if ctx.Err() != nil {
+		return
+	}
+	c.record(p, o, epoch, at, d, err)
+}
+
+// roundTrip sends one check to addr and returns nil on a 2xx answer.
+func (c *Checker) roundTrip(ctx context.Context, addr string, o *Options) error {
+	cctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(cctx, http.MethodGet, "http://"+addr+o.Path, nil)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	req.Host = addr
+	req.Header.Set("User-Agent", userAgent)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%w after %s", errTimeout, o.Timeout)
+		}
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			return ue.Err // drop the `Get "http://...":` prefix
+		}
+		return err
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+	_ = resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("%w %d", errStatus, resp.StatusCode)
+	}
+	return nil
+}
+
+// record applies one check's result to p's backend: metrics, status, and
+// the state machine described in the package comment.
+func (c *Checker) record(p *probe, o *Options, epoch uint64, at time.Time, d time.Duration, err error) {
+	pass := err == nil
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.removed {
+		return
+	}
+	p.s.check(pass, d)
+	if p.epoch.Load() != epoch {
+		return // a passive ejection happened meanwhile; a fresh check follows
+	}
+	b := p.b
+	st := b.Status()
+	st.LastCheck = at
+	if pass {
+		st.LastError = ""
+		st.ConsecutivePasses++
+		st.ConsecutiveFailures = 0
+	} else {
+		st.LastError = err.Error()
+		st.ConsecutiveFailures++
+		st.ConsecutivePasses = 0
+		p.log.Debug("health check failed", "error", st.LastError, "consecutive_failures", st.ConsecutiveFailures)
+	}
+	from := b.Health()
+	to := next(from, st, o)
+	b.SetStatus(st)
+	if to != from && b.SetHealth(to) {
+		p.transition(from, to, reasonActive, activeReason(from, st))
+	}
+	p.s.setHealthy(b.Health())
+	if c.observe != nil {
+		c.observe(event{b: b, pass: pass, status: st, health: b.Health()})
+	}
+}
+
+// next is the active state machine: the health after a check that left st.
+func next(h backend.Health, st backend.Status, o *Options) backend.Health {
+	switch {
+	case h == backend.Unknown && st.ConsecutivePasses > 0:
+		return backend.Healthy
+	case h == backend.Unknown:
+		return backend.Unhealthy
+	case h == backend.Healthy && st.ConsecutiveFailures >= o.UnhealthyThreshold:
+		return backend.Unhealthy
+	case h == backend.Unhealthy && st.ConsecutivePasses >= o.HealthyThreshold:
+		return backend.Healthy
+	}
+	return h
+}
+
+// activeReason says why an active check moved the backend from h.
+func activeReason(from backend.Health, st backend.Status) string {
+	switch {
+	case from == backend.Unknown && st.LastError == "":
+		return "first check passed"
+	case from == backend.Unknown:
+		return "first check failed: " + st.LastError
+	case st.LastError == "":
+		return strconv.Itoa(st.ConsecutivePasses) + " consecutive checks passed"
+	default:
+		return strconv.Itoa(st.ConsecutiveFailures) + " consecutive checks failed, last: " + st.LastError
+	}
+}
+
+// transition logs and counts a change of health made by the caller, which
+// holds p.mu. kind is reasonActive or reasonPassive.
+func (p *probe) transition(from, to backend.Health, kind, reason string) {
+	if to == backend.Unhealthy {
+		p.s.eject(kind)
+		p.log.Warn("backend unhealthy", "from", from.String(), "reason", reason)
+		return
+	}
+	p.log.Info("backend healthy", "from", from.String(), "reason", reason)
+}

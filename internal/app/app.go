@@ -19,6 +19,7 @@ import (
 	"fronttier/internal/admin"
 	"fronttier/internal/backend"
 	"fronttier/internal/config"
+	"fronttier/internal/health"
 	"fronttier/internal/logging"
 	"fronttier/internal/metrics"
 	"fronttier/internal/proxy"
@@ -47,6 +48,7 @@ type App struct {
 	access  *logging.AccessLog
 	metrics *metrics.Metrics
 	reg     *backend.Registry
+	checker *health.Checker
 	store   *state.Store
 	proxy   *proxy.Handler
 	servers []*server
@@ -101,15 +103,17 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 		ResponseHeaderTimeout: secs(p.UpstreamTimeoutSecs),
 		MaxIdleConns:          p.MaxIdleConnsPerBackend,
 		Log:                   log,
-	}), func(b *backend.Backend, from, to backend.Health) {
-		log.Info("Backend health changed", "backend", b.ID, "address", b.Addr, "from", from.String(), "to", to.String())
-	})
+	}), nil)
+	a.checker = health.New(healthOptions(cfg.HealthCheck, log, a.metrics.Registry()))
+	a.reg.Watch(a.checker)
 	if a.store, err = state.New(cfg, a.reg, state.File{Path: o.ConfigPath}, log); err != nil {
 		return nil, err
 	}
 	po := proxy.Options{
 		Routes:       a.store,
 		Observer:     a.metrics,
+		Failures:     a.checker,
+		Passive5xx:   cfg.HealthCheck.Passive5xx,
 		Log:          log,
 		HTTPSPort:    httpsPort(p),
 		MaxBodyBytes: p.MaxBodyBytes,
@@ -179,6 +183,17 @@ func (a *App) serve(ctx context.Context) error {
 	cfg := a.store.Config()
 	log.Info("fronttier started", "config", a.o.ConfigPath, "domains", len(cfg.VirtualHosts), "backends", len(cfg.Backends))
 
+	bg, stopBG := context.WithCancel(context.Background())
+	checked := make(chan struct{})
+	go func() {
+		a.checker.Run(bg)
+		close(checked)
+	}()
+	defer func() {
+		stopBG()
+		<-checked
+	}()
+
 	var runErr error
 loop:
 	for {
@@ -213,8 +228,10 @@ func (a *App) reload() {
 	if lvl, err := logging.ParseLevel(cfg.Logging.Level); err == nil {
 		a.log.Level.Set(lvl)
 	}
-	if cfg.Proxy != old.Proxy || cfg.Metrics != old.Metrics || cfg.Logging != old.Logging {
-		log.Warn("reload: [proxy], [metrics] and [logging] changes other than logging.level take effect at the next restart")
+	a.checker.SetOptions(healthOptions(cfg.HealthCheck, log, nil))
+	if cfg.Proxy != old.Proxy || cfg.Metrics != old.Metrics || cfg.Logging != old.Logging ||
+		cfg.HealthCheck.Passive5xx != old.HealthCheck.Passive5xx {
+		log.Warn("reload: [proxy], [metrics], [logging] and health_check.passive_5xx changes other than logging.level take effect at the next restart")
 	}
 	log.Info("configuration reloaded", "domains", len(cfg.VirtualHosts), "backends", len(cfg.Backends))
 }
@@ -256,6 +273,21 @@ func (a *App) close() {
 	}
 	if a.log != nil {
 		a.log.Close()
+	}
+}
+
+// healthOptions maps the [health_check] section to the checker's options.
+func healthOptions(hc config.HealthCheck, log *slog.Logger, reg prometheus.Registerer) health.Options {
+	return health.Options{
+		Interval:           secs(hc.IntervalSecs),
+		Timeout:            secs(hc.TimeoutSecs),
+		UnhealthyThreshold: hc.UnhealthyThreshold,
+		HealthyThreshold:   hc.HealthyThreshold,
+		Path:               hc.Path,
+		PassiveFailures:    hc.PassiveFailures,
+		PassiveWindow:      secs(hc.PassiveWindowSecs),
+		Log:                log,
+		Registerer:         reg,
 	}
 }
 

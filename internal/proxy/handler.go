@@ -69,6 +69,8 @@ type Options struct {
 	MaxAttempts int
 	// MaxBodyBytes limits request bodies; 0 means no limit.
 	MaxBodyBytes int64
+	// Passive5xx reports 5xx answers from a backend to Failures too.
+	Passive5xx bool
 }
 
 // Handler is the proxy's http.Handler. It takes no lock: it reads the route
@@ -158,6 +160,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Ho
 		rec.err = nil
 		h.send(b, rec, r)
 		if rec.err == nil {
+			if h.o.Passive5xx && rec.status >= 500 && h.o.Failures != nil {
+				h.o.Failures.Failure(b, statusError(rec.status))
+			}
 			break
 		}
 		if clientGone(r, rec.err) {
@@ -188,6 +193,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Ho
 	}
 	h.finish(r, start, host.Domain, b.ID, rec.status, rec.bytes)
 }
+
+// statusError is a backend's 5xx answer reported as a passive failure.
+type statusError int
+
+func (e statusError) Error() string { return "status " + strconv.Itoa(int(e)) }
 
 // statusClientClosed is recorded (never sent) for requests whose client
 // left before the answer: nginx's 499.

@@ -409,3 +409,23 @@ func TestClientGoneIsNotABackendFailure(t *testing.T) {
 		t.Errorf("backend blamed for the client leaving: %v", s.obs.failures)
 	}
 }
+
+func TestPassive5xx(t *testing.T) {
+	t.Parallel()
+	failing := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "boom", http.StatusInternalServerError)
+	}))
+	for _, on := range []bool{false, true} {
+		s := newSetup(t, UpstreamOptions{}, Options{Passive5xx: on}, [2]string{"f", failing})
+		resp := do(t, s.h, "GET", "example.com", "/", nil)
+		if resp.StatusCode != 500 {
+			t.Fatalf("status %d: the backend's answer must pass through", resp.StatusCode)
+		}
+		if got := len(s.obs.failures); (got == 1) != on {
+			t.Errorf("passive_5xx=%v: %d failures reported", on, got)
+		}
+		if s.obs.retries != 0 {
+			t.Errorf("a 5xx answer was retried")
+		}
+	}
+}

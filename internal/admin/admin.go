@@ -93,9 +93,14 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 type methods map[string]handlerFunc
 
 func (a *API) route(pattern string, m methods) {
-	allow := make([]string, 0, len(m))
+	allow := make([]string, 0, len(m)+1)
 	for k := range m {
 		allow = append(allow, k)
+	}
+	if _, ok := m[http.MethodGet]; ok {
+		if _, ok := m[http.MethodHead]; !ok {
+			allow = append(allow, http.MethodHead) // served by the GET endpoint
+		}
 	}
 	allowed := strings.Join(sortStrings(allow), ", ")
 	a.mux.Handle(pattern, a.serve(func(w http.ResponseWriter, r *http.Request) error {

@@ -136,10 +136,21 @@ func (r *RoundRobin) Pick(tried []*backend.Backend) *backend.Backend {
 	start := r.next.Add(1) - 1
 	for i := range n {
 		if b := r.backends[(start+i)%n]; usable(b, tried) {
+			skipAhead(&r.next, i)
 			return b
 		}
 	}
 	return nil
+}
+
+// skipAhead moves a rotation counter past the i backends a pick skipped,
+// so that the next pick starts after the one chosen. Without it the
+// backend after an unhealthy (or tried) one would take that one's share
+// on top of its own.
+func skipAhead(next *atomic.Uint64, i uint64) {
+	if i > 0 {
+		next.Add(i)
+	}
 }
 
 // LeastConn sends each request to the routable backend with the fewest
@@ -163,15 +174,17 @@ func (l *LeastConn) Pick(tried []*backend.Backend) *backend.Backend {
 	start := l.next.Add(1) - 1
 	var best *backend.Backend
 	var bestActive int64
+	var bestAt uint64
 	for i := range n {
 		b := l.backends[(start+i)%n]
 		if !usable(b, tried) {
 			continue
 		}
 		if a := b.Active(); best == nil || a < bestActive {
-			best, bestActive = b, a
+			best, bestActive, bestAt = b, a, i
 		}
 	}
+	skipAhead(&l.next, bestAt)
 	return best
 }
 
@@ -239,6 +252,7 @@ func (w *Weighted) Pick(tried []*backend.Backend) *backend.Backend {
 	start := w.next.Add(1) - 1
 	for i := range n {
 		if b := w.backends[w.schedule[(start+i)%n]]; usable(b, tried) {
+			skipAhead(&w.next, i)
 			return b
 		}
 	}

@@ -23,7 +23,7 @@ func (s *Store) AddDomain(v config.VirtualHost) (config.VirtualHost, error) {
 		return config.VirtualHost{}, err
 	}
 	s.log.Info("Domain added", "domain", v.Domain, "tag", v.EnabledBackendsTag)
-	return *next.Host(v.Domain), nil
+	return next.Host(v.Domain).Clone(), nil
 }
 
 // UpdateDomain applies edit to the virtual host of domain. A change of tag
@@ -58,7 +58,7 @@ func (s *Store) UpdateDomain(domain string, edit func(v *config.VirtualHost) err
 	if err != nil {
 		return config.VirtualHost{}, err
 	}
-	v := *next.Host(domain)
+	v := next.Host(domain).Clone()
 	if v.EnabledBackendsTag != oldTag {
 		s.log.Info("Switched backend tag", "domain", domain, "old_tag", oldTag, "new_tag", v.EnabledBackendsTag, "forced", force)
 	} else {
@@ -115,7 +115,7 @@ func (s *Store) AddBackend(b config.Backend) (config.Backend, error) {
 		return config.Backend{}, err
 	}
 	s.log.Info("Backend added", "backend", b.ID, "address", b.Address, "tags", b.Tags)
-	return *next.Backend(b.ID), nil
+	return next.Backend(b.ID).Clone(), nil
 }
 
 // UpdateBackend applies edit to the backend with id. Unless force, it is
@@ -143,7 +143,7 @@ func (s *Store) UpdateBackend(id string, edit func(b *config.Backend) error, for
 	if err != nil {
 		return config.Backend{}, err
 	}
-	b := *next.Backend(id)
+	b := next.Backend(id).Clone()
 	s.log.Info("Backend updated", "backend", id, "address", b.Address, "tags", b.Tags)
 	return b, nil
 }

@@ -44,12 +44,20 @@ func Save(path string, c *Config) error {
 	return WriteFileAtomic(path, data)
 }
 
-// WriteFileAtomic replaces path with data as Save does.
+// WriteFileAtomic replaces path with data as Save does. When path is a
+// symbolic link the file it points to is replaced, so the link stays; the
+// file keeps its permission bits and, where the process may set them, its
+// owner and group.
 func WriteFileAtomic(path string, data []byte) (err error) {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
 	dir := filepath.Dir(path)
 	mode := os.FileMode(0o600)
+	uid, gid := -1, -1
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()
+		uid, gid = owner(fi)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -66,6 +74,9 @@ func WriteFileAtomic(path string, data []byte) (err error) {
 	}
 	if err = tmp.Chmod(mode); err != nil {
 		return fmt.Errorf("save config: %w", err)
+	}
+	if uid >= 0 {
+		tmp.Chown(uid, gid) // best effort: only root may give a file away
 	}
 	if err = tmp.Sync(); err != nil {
 		return fmt.Errorf("save config: fsync %s: %w", tmp.Name(), err)

@@ -187,6 +187,8 @@ func (s *Store) checkTag(c *config.Config, tag string) error {
 	switch {
 	case n == 0:
 		return fmt.Errorf("%w: no backend carries tag %q (add one first, or pass \"force\": true)", ErrConflict, tag)
+	case down == n && n == 1:
+		return fmt.Errorf("%w: the only backend with tag %q is unhealthy (pass \"force\": true to switch anyway)", ErrConflict, tag)
 	case down == n:
 		return fmt.Errorf("%w: all %d backends with tag %q are unhealthy (pass \"force\": true to switch anyway)", ErrConflict, n, tag)
 	}

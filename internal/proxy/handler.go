@@ -112,16 +112,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	host := h.o.Routes.Table().Lookup(r.Host)
 	if host == nil {
-		h.finish(r, start, "", "", plain(w, http.StatusNotFound, "404 unknown host\n"), 0)
+		h.finish(r, start, "", "", plain(w, http.StatusNotFound, "404 unknown host\n"))
 		return
 	}
 	if r.TLS == nil && host.Redirect && host.TLS && h.o.TLS != nil && h.o.TLS.Ready(host.Domain) {
-		h.redirect(w, r)
-		h.finish(r, start, host.Domain, "", http.StatusMovedPermanently, 0)
+		h.finish(r, start, host.Domain, "", h.redirect(w, r))
 		return
 	}
 	if h.o.MaxBodyBytes > 0 && r.ContentLength > h.o.MaxBodyBytes {
-		h.finish(r, start, host.Domain, "", plain(w, http.StatusRequestEntityTooLarge, "413 request body too large\n"), 0)
+		h.finish(r, start, host.Domain, "", plain(w, http.StatusRequestEntityTooLarge, "413 request body too large\n"))
 		return
 	}
 	h.forward(w, r, host, start)
@@ -139,7 +138,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Ho
 		if errors.As(err, &maxErr) {
 			code = http.StatusRequestEntityTooLarge
 		}
-		h.finish(r, start, host.Domain, "", plain(w, code, strconv.Itoa(code)+" could not read request body\n"), 0)
+		h.finish(r, start, host.Domain, "", plain(w, code, strconv.Itoa(code)+" could not read request body\n"))
 		return
 	}
 	rec := h.recs.get(w)
@@ -183,15 +182,16 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Ho
 	}
 	switch {
 	case b == nil && len(tried) == 0:
-		h.finish(r, start, host.Domain, "", plain(w, http.StatusServiceUnavailable, "503 no backend available\n"), 0)
+		h.finish(r, start, host.Domain, "", plain(w, http.StatusServiceUnavailable, "503 no backend available\n"))
 		return
 	case b == nil:
 		b = tried[len(tried)-1]
 	}
+	res := answer{rec.status, rec.bytes}
 	if rec.err != nil && !rec.started && rec.status != statusClientClosed {
-		rec.status = h.failed(w, host, b, rec.err)
+		res = h.failed(w, host, b, rec.err)
 	}
-	h.finish(r, start, host.Domain, b.ID, rec.status, rec.bytes)
+	h.finish(r, start, host.Domain, b.ID, res)
 }
 
 // statusError is a backend's 5xx answer reported as a passive failure.
@@ -204,7 +204,7 @@ func (e statusError) Error() string { return "status " + strconv.Itoa(int(e)) }
 const statusClientClosed = 499
 
 // failed answers a request that no backend could serve.
-func (h *Handler) failed(w http.ResponseWriter, host *route.Host, b *backend.Backend, err error) int {
+func (h *Handler) failed(w http.ResponseWriter, host *route.Host, b *backend.Backend, err error) answer {
 	var maxErr *http.MaxBytesError
 	if errors.As(err, &maxErr) {
 		return plain(w, http.StatusRequestEntityTooLarge, "413 request body too large\n")
@@ -268,25 +268,26 @@ func clientGone(r *http.Request, err error) bool {
 	return r.Context().Err() != nil || errors.Is(err, context.Canceled)
 }
 
-func (h *Handler) redirect(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) redirect(w http.ResponseWriter, r *http.Request) answer {
 	host := r.Host
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
 		host = host[:i]
 	}
 	w.Header()["Location"] = []string{"https://" + host + h.port + r.URL.RequestURI()}
 	w.WriteHeader(http.StatusMovedPermanently)
+	return answer{code: http.StatusMovedPermanently}
 }
 
 // finish reports a request to metrics and the access log.
-func (h *Handler) finish(r *http.Request, start time.Time, domain, backendID string, code int, n int64) {
+func (h *Handler) finish(r *http.Request, start time.Time, domain, backendID string, a answer) {
 	d := time.Since(start)
 	if h.o.Observer != nil {
-		h.o.Observer.Request(domain, backendID, code, d)
+		h.o.Observer.Request(domain, backendID, a.code, d)
 	}
 	if h.o.Access != nil {
 		h.o.Access.Log(logging.Entry{
 			Time: start, Client: clientIP(r), Method: r.Method, Host: r.Host,
-			Path: r.URL.Path, Status: code, Bytes: n, Duration: d, Backend: backendID,
+			Path: r.URL.Path, Status: a.code, Bytes: a.bytes, Duration: d, Backend: backendID,
 		})
 	}
 }
@@ -298,13 +299,18 @@ func clientIP(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// plain writes a short plain-text answer of the proxy's own and returns
-// code.
-func plain(w http.ResponseWriter, code int, msg string) int {
+// answer is a response of the proxy's own: its status and body size.
+type answer struct {
+	code  int
+	bytes int64
+}
+
+// plain writes a short plain-text answer of the proxy's own.
+func plain(w http.ResponseWriter, code int, msg string) answer {
 	hdr := w.Header()
 	hdr["Content-Type"] = []string{"text/plain; charset=utf-8"}
 	hdr["X-Content-Type-Options"] = []string{"nosniff"}
 	w.WriteHeader(code)
-	io.WriteString(w, msg)
-	return code
+	n, _ := io.WriteString(w, msg)
+	return answer{code, int64(n)}
 }

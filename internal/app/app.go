@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -139,6 +140,17 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 			return nil, err
 		}
 	}
+	if cfg.Debug.PprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		if err := a.listen("pprof", cfg.Debug.PprofAddr, mux, &p); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
 }
 
@@ -229,7 +241,7 @@ func (a *App) reload() {
 		a.log.Level.Set(lvl)
 	}
 	a.checker.SetOptions(healthOptions(cfg.HealthCheck, log, nil))
-	if cfg.Proxy != old.Proxy || cfg.Metrics != old.Metrics || cfg.Logging != old.Logging ||
+	if cfg.Proxy != old.Proxy || cfg.Metrics != old.Metrics || cfg.Logging != old.Logging || cfg.Debug != old.Debug ||
 		cfg.HealthCheck.Passive5xx != old.HealthCheck.Passive5xx {
 		log.Warn("reload: [proxy], [metrics], [logging] and health_check.passive_5xx changes other than logging.level take effect at the next restart")
 	}

@@ -20,6 +20,7 @@ type Config struct {
 	Logging      Logging       `toml:"logging"`
 	Metrics      Metrics       `toml:"metrics"`
 	HealthCheck  HealthCheck   `toml:"health_check"`
+	Debug        Debug         `toml:"debug"`
 	VirtualHosts []VirtualHost `toml:"virtual_hosts"`
 	Backends     []Backend     `toml:"backends"`
 }
@@ -100,6 +101,13 @@ type Logging struct {
 type Metrics struct {
 	Enabled    bool   `toml:"enabled"`
 	ListenAddr string `toml:"listen_addr"`
+}
+
+// Debug configures diagnostics that are off by default.
+type Debug struct {
+	// PprofAddr, when set, serves Go's profiler (/debug/pprof/) on its own
+	// listener. It exposes internals: bind it to loopback.
+	PprofAddr string `toml:"pprof_addr"`
 }
 
 // HealthCheck configures active and passive health checking of backends.

@@ -15,6 +15,9 @@ func (c *Config) Validate() error {
 	c.validateLogging(&v)
 	c.validateHealth(&v)
 	c.validateLetsEncrypt(&v)
+	if c.Debug.PprofAddr != "" {
+		v.check("debug.pprof_addr", CheckListenAddr(c.Debug.PprofAddr))
+	}
 	if c.Metrics.Enabled {
 		v.check("metrics.listen_addr", CheckListenAddr(c.Metrics.ListenAddr))
 	}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# candidate.sh - runs fronttier as shared/bench/peers.sh's candidate: writes a
+# config that routes $BENCH_HOST to $UPSTREAM_ADDR on 127.0.0.1:$CANDIDATE_PORT,
+# with health checks and metrics on and the access log off (ACCESS_LOG=1 turns
+# it on, to a file in $BENCH_TMP), then execs the binary at $FRONTTIER_BIN.
+set -euo pipefail
+access=false
+[[ ${ACCESS_LOG:-0} == 1 ]] && access=true
+cat >"$BENCH_TMP/fronttier.toml" <<CONF
+[proxy]
+listen_addr_http = "127.0.0.1:$CANDIDATE_PORT"
+management_api_addr = "127.0.0.1:0"
+[logging]
+level = "warn"
+access_log = $access
+access_log_path = "$BENCH_TMP/access.log"
+[metrics]
+enabled = true
+listen_addr = "127.0.0.1:0"
+[health_check]
+interval_secs = 10
+[[virtual_hosts]]
+domain = "$BENCH_HOST"
+enabled_backends_tag = "bench"
+[[backends]]
+id = "upstream"
+address = "$UPSTREAM_ADDR"
+tags = ["bench"]
+CONF
+exec "$FRONTTIER_BIN" --config "$BENCH_TMP/fronttier.toml"

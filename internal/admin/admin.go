@@ -5,6 +5,7 @@
 package admin
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,10 @@ type Options struct {
 	Certs   Certificates // nil: no certificates
 	Metrics http.Handler // nil: /api/v1/metrics answers 404
 	Log     *slog.Logger
+	// Token, when not empty, is the bearer token every request but
+	// GET /api/v1/health must carry ("Authorization: Bearer <token>");
+	// others get 401. Empty means the API asks for none.
+	Token string
 }
 
 // maxBody bounds a request body; larger ones get 413.
@@ -54,8 +59,10 @@ const maxBody = 1 << 20
 
 // API is the management API's http.Handler.
 type API struct {
-	o   Options
-	mux *http.ServeMux
+	o     Options
+	token []byte // SHA-256 of Options.Token; nil when there is none
+	mux   *http.ServeMux
+	h     http.Handler // authorize, then mux
 }
 
 // New returns the API handler.
@@ -64,6 +71,17 @@ func New(o Options) *API {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	a := &API{o: o, mux: http.NewServeMux()}
+	if o.Token != "" {
+		sum := sha256.Sum256([]byte(o.Token))
+		a.token = sum[:]
+	}
+	a.h = a.serve(func(w http.ResponseWriter, r *http.Request) error {
+		if err := a.authorize(w, r); err != nil {
+			return err
+		}
+		a.mux.ServeHTTP(w, r)
+		return nil
+	})
 	a.route("/api/v1/health", methods{http.MethodGet: a.health})
 	a.route("/api/v1/metrics", methods{http.MethodGet: a.metrics})
 	a.route("/api/v1/domains", methods{http.MethodGet: a.listDomains, http.MethodPost: a.addDomain})
@@ -83,7 +101,7 @@ func New(o Options) *API {
 	return a
 }
 
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.h.ServeHTTP(w, r) }
 
 // handlerFunc is an API endpoint: it writes its answer, or returns an error
 // for serve to write.

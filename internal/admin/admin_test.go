@@ -85,6 +85,12 @@ func (c *fakeCerts) Reload(domain string) error {
 	return nil
 }
 
+func (c *fakeCerts) reloadedCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.reloaded)
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // lastCheck is the fixed time of web-v2's last (failed) check.
@@ -122,6 +128,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, Options{})
+}
+
+// newEnvWith is newEnv with extra options (Store, Certs and Metrics are
+// always the environment's).
+func newEnvWith(t *testing.T, o Options) *env {
+	t.Helper()
 	e := &env{p: &fakePersister{}, certs: &fakeCerts{}}
 	var err error
 	e.store, err = state.New(testConfig(), backend.NewRegistry(nil, nil), e.p, slog.New(slog.DiscardHandler))
@@ -139,7 +152,8 @@ func newEnv(t *testing.T) *env {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		io.WriteString(w, "# TYPE proxy_requests_total counter\nproxy_requests_total 1234\n")
 	})
-	e.srv = httptest.NewServer(New(Options{Store: e.store, Certs: e.certs, Metrics: metrics}))
+	o.Store, o.Certs, o.Metrics = e.store, e.certs, metrics
+	e.srv = httptest.NewServer(New(o))
 	t.Cleanup(e.srv.Close)
 	return e
 }
@@ -157,6 +171,8 @@ type request struct {
 	path        string
 	body        string
 	contentType string
+	// header holds extra request headers.
+	header map[string]string
 }
 
 func (e *env) do(t *testing.T, r request) response {
@@ -175,6 +191,9 @@ func (e *env) do(t *testing.T, r request) response {
 		req.Header.Set("Content-Type", r.contentType)
 	case r.body != "":
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range r.header {
+		req.Header.Set(k, v)
 	}
 	resp, err := e.srv.Client().Do(req)
 	if err != nil {

@@ -123,7 +123,7 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 		po.Access = a.access
 	}
 	a.proxy = proxy.New(po)
-	api := admin.New(admin.Options{Store: a.store, Metrics: a.metrics.Handler(), Log: log})
+	api := admin.New(admin.Options{Store: a.store, Metrics: a.metrics.Handler(), Log: log, Token: p.APIToken()})
 
 	if p.ListenAddrHTTP != "" {
 		if err := a.listen("http", p.ListenAddrHTTP, a.proxy, &p); err != nil {

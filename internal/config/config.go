@@ -33,7 +33,18 @@ type Proxy struct {
 	// ListenAddrHTTP is the plain HTTP listener, host:port.
 	ListenAddrHTTP string `toml:"listen_addr_http"`
 	// ManagementAPIAddr is the REST API listener; default 127.0.0.1:9090.
+	// An address that is not loopback needs a token (see APIToken).
 	ManagementAPIAddr string `toml:"management_api_addr"`
+	// ManagementAPIToken, when set, is the bearer token every management
+	// API request but GET /api/v1/health must carry. Empty means none.
+	ManagementAPIToken string `toml:"management_api_token,omitempty"`
+	// ManagementAPITokenFile names a file holding the token instead
+	// (surrounding white space ignored), so the secret need not live in
+	// this file. Load reads it; it excludes ManagementAPIToken.
+	ManagementAPITokenFile string `toml:"management_api_token_file,omitempty"`
+	// tokenFromFile is ManagementAPITokenFile's content, read by Load.
+	// It is never written back.
+	tokenFromFile string
 	// ShutdownTimeoutSecs bounds how long SIGTERM waits for in-flight
 	// requests to finish before closing connections; default 30.
 	ShutdownTimeoutSecs int `toml:"shutdown_timeout_secs"`
@@ -61,6 +72,16 @@ type Proxy struct {
 	// MaxIdleConnsPerBackend is the size of each backend's keep-alive pool;
 	// default 256.
 	MaxIdleConnsPerBackend int `toml:"max_idle_conns_per_backend"`
+}
+
+// APIToken returns the management API's bearer token: ManagementAPIToken,
+// or the content of ManagementAPITokenFile as read by Load. Empty means the
+// API asks for none.
+func (p *Proxy) APIToken() string {
+	if p.ManagementAPIToken != "" {
+		return p.ManagementAPIToken
+	}
+	return p.tokenFromFile
 }
 
 // LetsEncrypt configures ACME issuance for hosts whose certificate source is

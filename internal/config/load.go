@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -22,7 +23,40 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	if f := c.Proxy.ManagementAPITokenFile; f != "" {
+		if c.Proxy.tokenFromFile, err = readToken(f); err != nil {
+			return nil, fmt.Errorf("config %s: proxy.management_api_token_file: %w", path, err)
+		}
+	}
 	return c, nil
+}
+
+// maxTokenFile bounds a token file; a token is a line, not a document.
+const maxTokenFile = 4096
+
+// readToken returns the token held in file, without surrounding white
+// space. Its errors name the file, never the content.
+func readToken(file string) (string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", fmt.Errorf("cannot read the token file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return "", fmt.Errorf("cannot read the token file: %w", err)
+	}
+	if len(data) > maxTokenFile {
+		return "", fmt.Errorf("token file %s is larger than %d bytes; it must hold only the token", file, maxTokenFile)
+	}
+	token := strings.TrimSpace(string(data))
+	if token == "" {
+		return "", fmt.Errorf("token file %s is empty", file)
+	}
+	if err := CheckToken(token); err != nil {
+		return "", fmt.Errorf("token file %s: %w", file, err)
+	}
+	return token, nil
 }
 
 // Parse decodes and validates a configuration document.

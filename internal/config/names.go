@@ -106,6 +106,39 @@ func CheckListenAddr(addr string) error {
 	return nil
 }
 
+// IsLoopback reports whether the listen address addr (host:port) binds
+// only the loopback interface: a host of localhost, 127.0.0.0/8 or ::1. An
+// empty host, 0.0.0.0 and :: bind every interface and are not loopback.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// CheckToken reports why token cannot be a management API bearer token: it
+// must be 1 to 1024 printable ASCII characters without spaces, as an
+// Authorization header carries it. The error never quotes the token.
+func CheckToken(token string) error {
+	if token == "" {
+		return errors.New("must not be empty")
+	}
+	if len(token) > 1024 {
+		return errors.New("longer than 1024 characters")
+	}
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c <= ' ' || c > '~' {
+			return fmt.Errorf("character %d is not printable ASCII (spaces and control characters cannot be sent in an Authorization header)", i+1)
+		}
+	}
+	return nil
+}
+
 func checkPort(p string, zeroOK bool) error {
 	n, err := strconv.Atoi(p)
 	if err != nil || n < 0 || n > 65535 || (n == 0 && !zeroOK) {

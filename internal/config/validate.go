@@ -57,8 +57,18 @@ func (c *Config) validateProxy(v *validator) {
 	}
 	if p.ManagementAPIAddr == "" {
 		v.add("proxy.management_api_addr", errors.New("must not be empty"))
-	} else {
-		v.check("proxy.management_api_addr", CheckListenAddr(p.ManagementAPIAddr))
+	} else if err := CheckListenAddr(p.ManagementAPIAddr); err != nil {
+		v.add("proxy.management_api_addr", err)
+	} else if !IsLoopback(p.ManagementAPIAddr) && p.ManagementAPIToken == "" && p.ManagementAPITokenFile == "" {
+		v.add("proxy.management_api_addr", fmt.Errorf("%q is not a loopback address, so anyone who can reach it could change "+
+			"every domain and backend; bind it to 127.0.0.1 or ::1, or set proxy.management_api_token or "+
+			"proxy.management_api_token_file to require a bearer token", p.ManagementAPIAddr))
+	}
+	if p.ManagementAPIToken != "" {
+		if p.ManagementAPITokenFile != "" {
+			v.add("proxy.management_api_token_file", errors.New("cannot be used together with proxy.management_api_token; set only one of them"))
+		}
+		v.check("proxy.management_api_token", CheckToken(p.ManagementAPIToken))
 	}
 	if d := p.DefaultCertificate; d != "" && c.Host(NormaliseDomain(d)) == nil {
 		v.add("proxy.default_certificate", fmt.Errorf("%q is not a configured virtual host", d))

@@ -25,13 +25,17 @@ type Store interface {
 	Config() *config.Config
 	Backend(id string) *backend.Backend
 	AddDomain(v config.VirtualHost) (config.VirtualHost, error)
-	UpdateDomain(domain string, edit func(v *config.VirtualHost) error, force bool) (config.VirtualHost, error)
-	Switch(domain, tag string, force bool) (config.VirtualHost, error)
-	DeleteDomain(domain string) error
+	// The changes below apply only when their check (nil: none) passes;
+	// the store runs it inside the change, atomically with it.
+	UpdateDomainIf(domain string, check state.DomainCheck, edit func(v *config.VirtualHost) error, force bool) (config.VirtualHost, error)
+	SwitchIf(domain string, check state.DomainCheck, tag string, force bool) (config.VirtualHost, error)
+	DeleteDomainIf(domain string, check state.DomainCheck) error
 	AddBackend(b config.Backend) (config.Backend, error)
-	UpdateBackend(id string, edit func(b *config.Backend) error, force bool) (config.Backend, error)
-	DeleteBackend(id string, force bool) error
+	UpdateBackendIf(id string, check state.BackendCheck, edit func(b *config.Backend) error, force bool) (config.Backend, error)
+	DeleteBackendIf(id string, check state.BackendCheck, force bool) error
 }
+
+var _ Store = (*state.Store)(nil)
 
 // Certificates lists and reloads the certificates in use.
 type Certificates interface {

@@ -76,9 +76,12 @@ func (in *backendInput) apply(b *config.Backend) error {
 func (a *API) listBackends(w http.ResponseWriter, _ *http.Request) error {
 	bs := a.o.Store.Config().Backends
 	out := make([]backendJSON, len(bs))
+	conf := make([]backendConfig, len(bs))
 	for i, b := range bs {
 		out[i] = a.toBackendJSON(b)
+		conf[i] = toBackendConfig(b)
 	}
+	w.Header().Set("ETag", etag(conf))
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -89,6 +92,7 @@ func (a *API) getBackend(w http.ResponseWriter, r *http.Request) error {
 	if b == nil {
 		return notFound("backend %q not found", id)
 	}
+	w.Header().Set("ETag", backendETag(*b))
 	writeJSON(w, http.StatusOK, a.toBackendJSON(*b))
 	return nil
 }
@@ -115,6 +119,7 @@ func (a *API) addBackend(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/api/v1/backends/"+added.ID)
+	w.Header().Set("ETag", backendETag(added))
 	writeJSON(w, http.StatusCreated, a.toBackendJSON(added))
 	return nil
 }
@@ -124,10 +129,12 @@ func (a *API) updateBackend(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	b, err := a.o.Store.UpdateBackend(r.PathValue("id"), in.apply, in.Force)
+	id := r.PathValue("id")
+	b, err := a.o.Store.UpdateBackendIf(id, backendCheck(r, id), in.apply, in.Force)
 	if err != nil {
 		return err
 	}
+	w.Header().Set("ETag", backendETag(b))
 	writeJSON(w, http.StatusOK, a.toBackendJSON(b))
 	return nil
 }
@@ -140,7 +147,8 @@ func (a *API) deleteBackend(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("query parameter force=%q is not true or false", f)
 		}
 	}
-	if err := a.o.Store.DeleteBackend(r.PathValue("id"), force); err != nil {
+	id := r.PathValue("id")
+	if err := a.o.Store.DeleteBackendIf(id, backendCheck(r, id), force); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -86,6 +86,7 @@ func (a *API) listDomains(w http.ResponseWriter, _ *http.Request) error {
 	for i, v := range hosts {
 		out[i] = toDomainJSON(v)
 	}
+	w.Header().Set("ETag", etag(out))
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -96,6 +97,7 @@ func (a *API) getDomain(w http.ResponseWriter, r *http.Request) error {
 	if v == nil {
 		return notFound("domain %q not found", domain)
 	}
+	w.Header().Set("ETag", domainETag(*v))
 	writeJSON(w, http.StatusOK, toDomainJSON(*v))
 	return nil
 }
@@ -124,6 +126,7 @@ func (a *API) addDomain(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/api/v1/domains/"+added.Domain)
+	w.Header().Set("ETag", domainETag(added))
 	writeJSON(w, http.StatusCreated, toDomainJSON(added))
 	return nil
 }
@@ -133,16 +136,19 @@ func (a *API) updateDomain(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	v, err := a.o.Store.UpdateDomain(r.PathValue("domain"), in.apply, in.Force)
+	domain := r.PathValue("domain")
+	v, err := a.o.Store.UpdateDomainIf(domain, domainCheck(r, domain), in.apply, in.Force)
 	if err != nil {
 		return err
 	}
+	w.Header().Set("ETag", domainETag(v))
 	writeJSON(w, http.StatusOK, toDomainJSON(v))
 	return nil
 }
 
 func (a *API) deleteDomain(w http.ResponseWriter, r *http.Request) error {
-	if err := a.o.Store.DeleteDomain(r.PathValue("domain")); err != nil {
+	domain := r.PathValue("domain")
+	if err := a.o.Store.DeleteDomainIf(domain, domainCheck(r, domain)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -163,10 +169,12 @@ func (a *API) switchDomain(w http.ResponseWriter, r *http.Request) error {
 	if in.NewTag == nil {
 		return badRequest("missing required field: new_tag")
 	}
-	v, err := a.o.Store.Switch(r.PathValue("domain"), *in.NewTag, in.Force)
+	domain := r.PathValue("domain")
+	v, err := a.o.Store.SwitchIf(domain, domainCheck(r, domain), *in.NewTag, in.Force)
 	if err != nil {
 		return err
 	}
+	w.Header().Set("ETag", domainETag(v))
 	writeJSON(w, http.StatusOK, toDomainJSON(v))
 	return nil
 }

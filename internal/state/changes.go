@@ -6,6 +6,16 @@ import (
 	"fronttier/internal/config"
 )
 
+// DomainCheck is a precondition on the virtual host a change concerns, as
+// it is when the change is applied (nil when there is none). It runs inside
+// the serialised commit, so nothing can change between the check and the
+// change. Its error fails the change and is returned as is. A nil
+// DomainCheck always passes.
+type DomainCheck func(cur *config.VirtualHost) error
+
+// BackendCheck is DomainCheck for a backend.
+type BackendCheck func(cur *config.Backend) error
+
 // AddDomain adds a virtual host. Its domain is normalised first.
 func (s *Store) AddDomain(v config.VirtualHost) (config.VirtualHost, error) {
 	v.Domain = config.NormaliseDomain(v.Domain)
@@ -30,10 +40,20 @@ func (s *Store) AddDomain(v config.VirtualHost) (config.VirtualHost, error) {
 // is a switch: refused, unless force, when no backend (or no healthy one)
 // carries the new tag. The domain itself cannot be renamed.
 func (s *Store) UpdateDomain(domain string, edit func(v *config.VirtualHost) error, force bool) (config.VirtualHost, error) {
+	return s.UpdateDomainIf(domain, nil, edit, force)
+}
+
+// UpdateDomainIf is UpdateDomain when check passes.
+func (s *Store) UpdateDomainIf(domain string, check DomainCheck, edit func(v *config.VirtualHost) error, force bool) (config.VirtualHost, error) {
 	domain = config.NormaliseDomain(domain)
 	var oldTag string
 	next, err := s.commit(func(c *config.Config) error {
 		v := c.Host(domain)
+		if check != nil {
+			if err := check(v); err != nil {
+				return err
+			}
+		}
 		if v == nil {
 			return fmt.Errorf("%w: domain %q", ErrNotFound, domain)
 		}
@@ -69,10 +89,15 @@ func (s *Store) UpdateDomain(domain string, edit func(v *config.VirtualHost) err
 
 // Switch points domain at the backends carrying tag (the A/B switch).
 func (s *Store) Switch(domain, tag string, force bool) (config.VirtualHost, error) {
+	return s.SwitchIf(domain, nil, tag, force)
+}
+
+// SwitchIf is Switch when check passes.
+func (s *Store) SwitchIf(domain string, check DomainCheck, tag string, force bool) (config.VirtualHost, error) {
 	if err := config.CheckTag(tag); err != nil {
 		return config.VirtualHost{}, fmt.Errorf("%w: new_tag: %w", ErrInvalid, err)
 	}
-	return s.UpdateDomain(domain, func(v *config.VirtualHost) error {
+	return s.UpdateDomainIf(domain, check, func(v *config.VirtualHost) error {
 		v.EnabledBackendsTag = tag
 		return nil
 	}, force)
@@ -80,8 +105,18 @@ func (s *Store) Switch(domain, tag string, force bool) (config.VirtualHost, erro
 
 // DeleteDomain removes the virtual host of domain.
 func (s *Store) DeleteDomain(domain string) error {
+	return s.DeleteDomainIf(domain, nil)
+}
+
+// DeleteDomainIf is DeleteDomain when check passes.
+func (s *Store) DeleteDomainIf(domain string, check DomainCheck) error {
 	domain = config.NormaliseDomain(domain)
 	_, err := s.commit(func(c *config.Config) error {
+		if check != nil {
+			if err := check(c.Host(domain)); err != nil {
+				return err
+			}
+		}
 		for i := range c.VirtualHosts {
 			if c.VirtualHosts[i].Domain == domain {
 				c.VirtualHosts = append(c.VirtualHosts[:i], c.VirtualHosts[i+1:]...)
@@ -121,8 +156,18 @@ func (s *Store) AddBackend(b config.Backend) (config.Backend, error) {
 // UpdateBackend applies edit to the backend with id. Unless force, it is
 // refused when it would leave a domain's enabled tag with no backend.
 func (s *Store) UpdateBackend(id string, edit func(b *config.Backend) error, force bool) (config.Backend, error) {
+	return s.UpdateBackendIf(id, nil, edit, force)
+}
+
+// UpdateBackendIf is UpdateBackend when check passes.
+func (s *Store) UpdateBackendIf(id string, check BackendCheck, edit func(b *config.Backend) error, force bool) (config.Backend, error) {
 	next, err := s.commit(func(c *config.Config) error {
 		b := c.Backend(id)
+		if check != nil {
+			if err := check(b); err != nil {
+				return err
+			}
+		}
 		if b == nil {
 			return fmt.Errorf("%w: backend %q", ErrNotFound, id)
 		}
@@ -152,7 +197,17 @@ func (s *Store) UpdateBackend(id string, edit func(b *config.Backend) error, for
 // Unless force, it is refused when it would leave a domain's enabled tag
 // with no backend.
 func (s *Store) DeleteBackend(id string, force bool) error {
+	return s.DeleteBackendIf(id, nil, force)
+}
+
+// DeleteBackendIf is DeleteBackend when check passes.
+func (s *Store) DeleteBackendIf(id string, check BackendCheck, force bool) error {
 	_, err := s.commit(func(c *config.Config) error {
+		if check != nil {
+			if err := check(c.Backend(id)); err != nil {
+				return err
+			}
+		}
 		for i := range c.Backends {
 			if c.Backends[i].ID == id {
 				c.Backends = append(c.Backends[:i], c.Backends[i+1:]...)

@@ -11,8 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
+	"path"
 	"strings"
 
 	"fronttier/internal/backend"
@@ -83,6 +83,9 @@ func New(o Options) *API {
 		if err := a.authorize(w, r); err != nil {
 			return err
 		}
+		if err := canonicalPath(r); err != nil {
+			return err
+		}
 		a.mux.ServeHTTP(w, r)
 		return nil
 	})
@@ -106,6 +109,22 @@ func New(o Options) *API {
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.h.ServeHTTP(w, r) }
+
+// canonicalPath refuses a request path with empty, "." or ".." segments
+// (as sent, before percent-decoding). ServeMux would answer those with a
+// redirect to the cleaned path, which turns a mistyped or hostile write into
+// one on another resource; the API answers 404 instead.
+func canonicalPath(r *http.Request) error {
+	p := r.URL.EscapedPath()
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/" // a trailing slash is kept; the mux's catch-all answers it
+	}
+	if !strings.HasPrefix(p, "/") || clean != p {
+		return notFound("no such endpoint: %q (use the path without empty, \".\" or \"..\" segments)", p)
+	}
+	return nil
+}
 
 // handlerFunc is an API endpoint: it writes its answer, or returns an error
 // for serve to write.
@@ -209,44 +228,6 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Write(append(body, '\n'))
 }
 
-// decode reads a JSON object body into v strictly: JSON content type (when
-// one is given), at most maxBody bytes, no unknown fields, nothing after
-// the object.
-func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			return &Error{Code: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("Content-Type %q is not application/json", ct)}
-		}
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var maxErr *http.MaxBytesError
-		var syn *json.SyntaxError
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &maxErr):
-			return &Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body larger than %d bytes", maxBody)}
-		case errors.Is(err, io.EOF):
-			return badRequest("request body is empty; send a JSON object")
-		case errors.As(err, &syn):
-			return badRequest("malformed JSON at byte %d: %v", syn.Offset, err)
-		case errors.As(err, &typ):
-			return badRequest("field %q must be %s, not %s", typ.Field, typ.Type, typ.Value)
-		default:
-			return badRequest("invalid request body: %s", strings.TrimPrefix(err.Error(), "json: "))
-		}
-	}
-	if dec.More() {
-		return badRequest("request body has data after the JSON object")
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return badRequest("request body has data after the JSON object")
-	}
-	return nil
-}
-
 func (a *API) health(w http.ResponseWriter, _ *http.Request) error {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, err := io.WriteString(w, "OK")
@@ -271,7 +252,10 @@ func (a *API) listCertificates(w http.ResponseWriter, _ *http.Request) error {
 }
 
 func (a *API) reloadCertificate(w http.ResponseWriter, r *http.Request) error {
-	domain := config.NormaliseDomain(r.PathValue("domain"))
+	domain, err := pathDomain(r)
+	if err != nil {
+		return err
+	}
 	if a.o.Certs == nil {
 		return notFound("no certificate is configured for domain %q", domain)
 	}

@@ -48,6 +48,9 @@ type domainInput struct {
 // apply writes the fields present in in onto v.
 func (in *domainInput) apply(v *config.VirtualHost) error {
 	if in.Domain != nil {
+		if d := *in.Domain; d != strings.TrimSpace(d) {
+			return badRequest("domain: %q has white space around it", d)
+		}
 		v.Domain = *in.Domain
 	}
 	if in.EnabledBackendsTag != nil {
@@ -92,7 +95,10 @@ func (a *API) listDomains(w http.ResponseWriter, _ *http.Request) error {
 }
 
 func (a *API) getDomain(w http.ResponseWriter, r *http.Request) error {
-	domain := config.NormaliseDomain(r.PathValue("domain"))
+	domain, err := pathDomain(r)
+	if err != nil {
+		return err
+	}
 	v := a.o.Store.Config().Host(domain)
 	if v == nil {
 		return notFound("domain %q not found", domain)
@@ -104,7 +110,7 @@ func (a *API) getDomain(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) addDomain(w http.ResponseWriter, r *http.Request) error {
 	var in domainInput
-	if err := decode(w, r, &in); err != nil {
+	if err := decode(w, r, &in, "certificate_source"); err != nil {
 		return err
 	}
 	var missing []string
@@ -133,10 +139,13 @@ func (a *API) addDomain(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) updateDomain(w http.ResponseWriter, r *http.Request) error {
 	var in domainInput
-	if err := decode(w, r, &in); err != nil {
+	if err := decode(w, r, &in, "certificate_source"); err != nil {
 		return err
 	}
-	domain := r.PathValue("domain")
+	domain, err := pathDomain(r)
+	if err != nil {
+		return err
+	}
 	v, err := a.o.Store.UpdateDomainIf(domain, domainCheck(r, domain), in.apply, in.Force)
 	if err != nil {
 		return err
@@ -147,7 +156,10 @@ func (a *API) updateDomain(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) deleteDomain(w http.ResponseWriter, r *http.Request) error {
-	domain := r.PathValue("domain")
+	domain, err := pathDomain(r)
+	if err != nil {
+		return err
+	}
 	if err := a.o.Store.DeleteDomainIf(domain, domainCheck(r, domain)); err != nil {
 		return err
 	}
@@ -169,7 +181,10 @@ func (a *API) switchDomain(w http.ResponseWriter, r *http.Request) error {
 	if in.NewTag == nil {
 		return badRequest("missing required field: new_tag")
 	}
-	domain := r.PathValue("domain")
+	domain, err := pathDomain(r)
+	if err != nil {
+		return err
+	}
 	v, err := a.o.Store.SwitchIf(domain, domainCheck(r, domain), *in.NewTag, in.Force)
 	if err != nil {
 		return err
@@ -177,6 +192,16 @@ func (a *API) switchDomain(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("ETag", domainETag(v))
 	writeJSON(w, http.StatusOK, toDomainJSON(v))
 	return nil
+}
+
+// pathDomain returns the {domain} of r's path, normalised. A value with
+// white space around it names no domain (NormaliseDomain would trim it).
+func pathDomain(r *http.Request) (string, error) {
+	d := r.PathValue("domain")
+	if d != strings.TrimSpace(d) {
+		return "", notFound("domain %q not found", d)
+	}
+	return config.NormaliseDomain(d), nil
 }
 
 func sortStrings(s []string) []string {

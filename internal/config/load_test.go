@@ -367,6 +367,24 @@ weight = 1001
 			wantErrs: []string{"backends[0].weight:"},
 		},
 		{
+			name: "control characters in certificate paths",
+			doc: minimal + `
+[[virtual_hosts]]
+domain = "example.com"
+enabled_backends_tag = "a"
+[virtual_hosts.certificate_source]
+type = "file"
+cert_path = "/etc/ssl/c.pem\u0000"
+key_path = "/etc/ssl/k.pem\n"
+`,
+			wantErrs: []string{"virtual_hosts[0].certificate_source.cert_path: ", "virtual_hosts[0].certificate_source.key_path: ", "control character"},
+		},
+		{
+			name:     "Kelvin sign does not fold into a valid domain",
+			doc:      minimal + "[[virtual_hosts]]\ndomain = \"\u212Aa.example.com\"\nenabled_backends_tag = \"a\"\n",
+			wantErrs: []string{"virtual_hosts[0].domain:"},
+		},
+		{
 			name:     "bad log format",
 			doc:      minimal + "[logging]\nformat = \"xml\"\n",
 			wantErrs: []string{`logging.format: "xml" is not one of "text", "json"`},

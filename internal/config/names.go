@@ -9,10 +9,24 @@ import (
 	"strings"
 )
 
-// NormaliseDomain returns d lower-cased, without surrounding space or a
-// trailing dot. It does not validate.
+// NormaliseDomain returns d with ASCII letters lower-cased, without
+// surrounding space or a trailing dot. It does not validate. Only ASCII is
+// folded: Unicode folding would turn the Kelvin sign into "k" and "İ" into
+// "i", so a name CheckDomain must refuse would pass as another.
 func NormaliseDomain(d string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+	d = strings.TrimSuffix(strings.TrimSpace(d), ".")
+	for i := 0; i < len(d); i++ {
+		if c := d[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(d)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; c >= 'A' && c <= 'Z' {
+					b[j] = c + ('a' - 'A')
+				}
+			}
+			return string(b)
+		}
+	}
+	return d
 }
 
 // CheckDomain reports why d (normalised) is not a host name fronttier can

@@ -18,6 +18,10 @@ func TestNormaliseDomain(t *testing.T) {
 		{in: "*.Example.com", want: "*.example.com"},
 		{in: "", want: ""},
 		{in: ".", want: ""},
+		// Only ASCII folds: these must stay invalid, not become "k..." or "i...".
+		{in: "\u212Ax.Example.com", want: "\u212Ax.example.com"},
+		{in: "\u0130x.example.com", want: "\u0130x.example.com"},
+		{in: "ÉXAMPLE.com", want: "Éxample.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

@@ -142,9 +142,13 @@ func (h *VirtualHost) Validate(_ *Config) error {
 		case SourceFile:
 			if s.CertPath == "" {
 				v.add("certificate_source.cert_path", errors.New("required when type is \"file\""))
+			} else {
+				v.check("certificate_source.cert_path", checkPath(s.CertPath))
 			}
 			if s.KeyPath == "" {
 				v.add("certificate_source.key_path", errors.New("required when type is \"file\""))
+			} else {
+				v.check("certificate_source.key_path", checkPath(s.KeyPath))
 			}
 		case SourceLetsEncrypt:
 			if s.CertPath != "" || s.KeyPath != "" {
@@ -158,6 +162,18 @@ func (h *VirtualHost) Validate(_ *Config) error {
 		}
 	}
 	return v.err()
+}
+
+// checkPath reports why p cannot be a file path: it holds a control
+// character (a NUL cuts it short for the system; a newline forges lines in
+// logs and in the saved file's readers).
+func checkPath(p string) error {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < ' ' || c == 0x7f {
+			return fmt.Errorf("%q has a control character", p)
+		}
+	}
+	return nil
 }
 
 // Validate checks one backend on its own; keys are relative to it.

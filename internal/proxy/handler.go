@@ -192,6 +192,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Ho
 		res = h.failed(w, host, b, rec.err)
 	}
 	h.finish(r, start, host.Domain, b.ID, res)
+	if rec.aborted {
+		panic(http.ErrAbortHandler) // the client must see a broken response
+	}
 }
 
 // statusError is a backend's 5xx answer reported as a passive failure.

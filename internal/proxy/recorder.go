@@ -19,6 +19,7 @@ type recorder struct {
 	bytes   int64
 	err     error // set by recordError
 	started bool  // a final status went to the client; no retry is possible
+	aborted bool  // the backend broke off mid-answer; the client connection must be aborted
 }
 
 // recorderPool recycles recorders. Nothing of the request outlives

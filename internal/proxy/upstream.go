@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"sync"
 	"time"
 
@@ -13,72 +16,320 @@ import (
 
 // UpstreamOptions tunes every backend's forwarder.
 type UpstreamOptions struct {
-	// DialTimeout bounds connecting to the backend.
+	// DialTimeout bounds connecting to the backend; default 5s.
 	DialTimeout time.Duration
-	// ResponseHeaderTimeout bounds the wait for response headers; 0 = none.
+	// ResponseHeaderTimeout bounds the wait for response headers once the
+	// request is sent; 0 = none.
 	ResponseHeaderTimeout time.Duration
-	// MaxIdleConns is the size of the backend's keep-alive pool.
+	// MaxIdleConns is the size of the backend's keep-alive pool; default 256.
 	MaxIdleConns int
-	// Log receives errors the reverse proxy reports while copying bodies.
+	// IdleTimeout closes pooled connections unused for this long; default
+	// 90s.
+	IdleTimeout time.Duration
+	// Log receives errors met while copying bodies.
 	Log *slog.Logger
 }
 
-// Upstream forwards requests to one backend over that backend's own
-// keep-alive connection pool. It is the backend.Factory product: one per
-// live backend, dropped (and its idle connections closed) when the backend
-// leaves the registry.
+// Upstream forwards requests to one backend over that backend's own pool of
+// HTTP/1.1 keep-alive connections. It is the backend.Factory product: one
+// per live backend, its idle connections closed when the backend leaves the
+// registry.
+//
+// It is a lean HTTP/1.1 client instead of http.Transport: a request is
+// written and its response read on the handler's own goroutine, with no
+// per-connection reader and writer goroutines and no channel hand-offs
+// (profiling showed those among the largest costs of a proxied request).
+// Request bodies that may be large are written from a second goroutine so
+// that a backend answering before it has read the whole body cannot
+// deadlock the exchange.
 type Upstream struct {
-	rp httputil.ReverseProxy
-	tr *http.Transport
+	addr   string
+	o      UpstreamOptions
+	dialer net.Dialer
+	bufs   *bufferPool
+	log    *slog.Logger
+
+	mu     sync.Mutex // guards idle and closed; per backend, never global
+	idle   []*pconn   // a stack: the most recently used connection is last
+	closed bool
 }
 
 // NewFactory returns the backend.Factory that builds Upstreams with o.
 func NewFactory(o UpstreamOptions) backend.Factory {
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 5 * time.Second
+	}
+	if o.MaxIdleConns <= 0 {
+		o.MaxIdleConns = 256
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 90 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
 	bufs := &bufferPool{}
-	return func(b *backend.Backend) http.Handler { return newUpstream(b.Addr, o, bufs) }
+	return func(b *backend.Backend) http.Handler {
+		return &Upstream{
+			addr:   b.Addr,
+			o:      o,
+			dialer: net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second},
+			bufs:   bufs,
+			log:    o.Log.With("backend_addr", b.Addr),
+		}
+	}
 }
 
-func newUpstream(addr string, o UpstreamOptions, bufs *bufferPool) *Upstream {
-	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
-		Proxy:                 nil, // never an environment proxy between us and a backend
-		DialContext:           dialer.DialContext,
-		MaxIdleConnsPerHost:   o.MaxIdleConns,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
-		// The client's Accept-Encoding goes through untouched; the
-		// transport must not add gzip and decompress behind our back.
-		DisableCompression: true,
-	}
-	u := &Upstream{tr: tr}
-	u.rp = httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = addr
-			pr.Out.Host = pr.In.Host // the backend sees the Host the client asked for
-			pr.SetXForwarded()
-		},
-		Transport:    tr,
-		BufferPool:   bufs,
-		ErrorHandler: recordError,
-	}
-	if o.Log != nil {
-		u.rp.ErrorLog = slog.NewLogLogger(o.Log.With("backend_addr", addr).Handler(), slog.LevelDebug)
-	}
-	return u
+// pconn is one pooled connection to the backend.
+type pconn struct {
+	c         net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince time.Time
 }
 
-// ServeHTTP forwards r. Failures before a response starts are not written:
-// they are left in the recorder for the Handler to retry or answer.
-func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) { u.rp.ServeHTTP(w, r) }
+func (pc *pconn) close() { pc.c.Close() }
 
-// CloseIdleConnections closes the pool's idle connections; connections of
-// requests in flight close when those finish.
-func (u *Upstream) CloseIdleConnections() { u.tr.CloseIdleConnections() }
+// staleCheckAfter is how long a connection may sit idle before it is
+// checked for a close by the backend before reuse (one non-blocking peek).
+// Servers' keep-alive timeouts are seconds or more, so busier connections
+// skip the check.
+const staleCheckAfter = time.Second
 
-// recordError is the reverse proxy's error handler: it hands the error to
-// the Handler through the recorder instead of answering.
+// get returns a pooled connection (reused true) or dials a new one.
+func (u *Upstream) get(ctx context.Context) (pc *pconn, reused bool, err error) {
+	now := time.Now()
+	u.mu.Lock()
+	for n := len(u.idle); n > 0; n = len(u.idle) {
+		pc = u.idle[n-1]
+		u.idle[n-1] = nil
+		u.idle = u.idle[:n-1]
+		u.mu.Unlock()
+		idle := now.Sub(pc.idleSince)
+		if idle < staleCheckAfter || (idle < u.o.IdleTimeout && alive(pc)) {
+			return pc, true, nil
+		}
+		pc.close()
+		u.mu.Lock()
+	}
+	u.mu.Unlock()
+	c, err := u.dialer.DialContext(ctx, "tcp", u.addr)
+	if err != nil {
+		return nil, false, err
+	}
+	return &pconn{c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
+}
+
+// put returns a connection whose exchange ended cleanly to the pool.
+func (u *Upstream) put(pc *pconn) {
+	if pc.br.Buffered() > 0 { // bytes nobody asked for: not a clean state
+		pc.close()
+		return
+	}
+	now := time.Now()
+	pc.idleSince = now
+	u.mu.Lock()
+	if u.closed || len(u.idle) >= u.o.MaxIdleConns {
+		u.mu.Unlock()
+		pc.close()
+		return
+	}
+	// The oldest connections are at the bottom of the stack; drop those
+	// idle for too long while we are here.
+	var expired []*pconn
+	for len(u.idle) > 0 && now.Sub(u.idle[0].idleSince) > u.o.IdleTimeout {
+		expired = append(expired, u.idle[0])
+		u.idle = u.idle[1:]
+	}
+	u.idle = append(u.idle, pc)
+	u.mu.Unlock()
+	for _, e := range expired {
+		e.close()
+	}
+}
+
+// CloseIdleConnections closes the pool's idle connections and stops
+// pooling; connections of requests in flight close when those finish.
+func (u *Upstream) CloseIdleConnections() {
+	u.mu.Lock()
+	idle := u.idle
+	u.idle, u.closed = nil, true
+	u.mu.Unlock()
+	for _, pc := range idle {
+		pc.close()
+	}
+}
+
+// ServeHTTP forwards r to the backend and copies the answer to w.
+// Failures before any of the answer was written are not answered: they are
+// left in the recorder for the Handler to retry or report.
+func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ex, err := u.exchange(r)
+	if err != nil {
+		recordError(w, r, err)
+		return
+	}
+	u.respond(w, r, ex)
+}
+
+// exchange is one request sent and its response headers read.
+type exchange struct {
+	pc      *pconn
+	resp    *http.Response
+	stop    func() bool  // detaches the client-gone watch
+	bodyErr <-chan error // the body writer's result, when it runs apart
+}
+
+// exchange sends r and reads the response headers. A reused connection
+// that turns out to have been closed by the backend is replaced once,
+// when sending the request again is safe.
+func (u *Upstream) exchange(r *http.Request) (*exchange, error) {
+	ctx := r.Context()
+	for attempt := 0; ; attempt++ {
+		pc, reused, err := u.get(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ex, err, sent := u.try(pc, r)
+		if err == nil {
+			return ex, nil
+		}
+		pc.close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: %w", context.Cause(ctx), err)
+		}
+		if !reused || attempt > 0 || (sent && !replayable(r)) {
+			return nil, err
+		}
+	}
+}
+
+// replayable reports whether r may be sent again after it may have reached
+// the backend: an idempotent method with no body.
+func replayable(r *http.Request) bool {
+	if r.ContentLength != 0 {
+		return false
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// try writes r on pc and reads the response headers. sent reports whether
+// the request may have reached the backend.
+func (u *Upstream) try(pc *pconn, r *http.Request) (_ *exchange, err error, sent bool) {
+	ex := &exchange{pc: pc}
+	ex.stop = context.AfterFunc(r.Context(), func() { pc.c.SetDeadline(aLongTimeAgo) })
+	defer func() {
+		if err != nil {
+			ex.stop()
+		}
+	}()
+	if err := writeHead(pc.bw, r); err != nil {
+		return nil, err, false
+	}
+	if r.Body == nil || r.ContentLength == 0 {
+		if err := pc.bw.Flush(); err != nil {
+			return nil, err, true
+		}
+	} else if r.ContentLength > 0 && r.ContentLength <= maxReplayBody {
+		// Small bodies fit the socket buffers: write them inline.
+		if err := u.writeBody(pc.bw, r); err != nil {
+			return nil, err, true
+		}
+	} else {
+		// A large or streamed body is written while the response is read:
+		// a backend may answer (and stop reading) before the body ends. A
+		// body that fails (the client's upload broke off, or went over the
+		// size limit) ends the exchange: closing the connection makes the
+		// response read below fail at once.
+		errc := make(chan error, 1)
+		ex.bodyErr = errc
+		go func() {
+			err := u.writeBody(pc.bw, r)
+			if err != nil {
+				pc.c.Close()
+			}
+			errc <- err
+		}()
+	}
+	if u.o.ResponseHeaderTimeout > 0 {
+		pc.c.SetReadDeadline(time.Now().Add(u.o.ResponseHeaderTimeout))
+	}
+	resp, err := readResponse(pc.br, r)
+	if err != nil {
+		if ex.bodyErr != nil {
+			pc.c.Close() // unblock the body writer
+			if berr := <-ex.bodyErr; berr != nil && !isConnClosed(berr) {
+				return nil, berr, true // the body's own failure is the cause
+			}
+		}
+		return nil, headerError(err, u.o.ResponseHeaderTimeout), true
+	}
+	if u.o.ResponseHeaderTimeout > 0 {
+		pc.c.SetReadDeadline(time.Time{})
+	}
+	ex.resp = resp
+	return ex, nil, true
+}
+
+// isConnClosed reports whether err only says the connection was closed
+// under the writer (by the reader giving up).
+func isConnClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
+
+// aLongTimeAgo is a deadline in the past, to make blocked I/O return.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// timeoutError is a response-header timeout.
+type timeoutError struct{ after time.Duration }
+
+func (e timeoutError) Error() string {
+	return fmt.Sprintf("backend sent no response headers within %s", e.after)
+}
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+func headerError(err error, after time.Duration) error {
+	var ne net.Error
+	if after > 0 && errors.As(err, &ne) && ne.Timeout() {
+		return timeoutError{after}
+	}
+	return err
+}
+
+// readResponse reads the final response headers, forwarding nothing of the
+// interim 1xx answers but 101 (which ends the exchange as an upgrade).
+func readResponse(br *bufio.Reader, r *http.Request) (*http.Response, error) {
+	for {
+		resp, err := http.ReadResponse(br, r)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, nil
+		}
+		// 100 Continue and other interim answers: the Go server has
+		// already told the client to continue; wait for the real answer.
+	}
+}
+
+// bufferPool recycles the 32 KiB buffers bodies are copied through.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) get() *[]byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return v
+	}
+	buf := make([]byte, 32<<10)
+	return &buf
+}
+
+func (b *bufferPool) put(buf *[]byte) { b.p.Put(buf) }
+
+// recordError hands a forwarding error to the Handler through the
+// recorder instead of answering.
 func recordError(w http.ResponseWriter, _ *http.Request, err error) {
 	if rec, ok := w.(*recorder); ok {
 		rec.err = err
@@ -86,15 +337,3 @@ func recordError(w http.ResponseWriter, _ *http.Request, err error) {
 	}
 	http.Error(w, "502 Bad Gateway", http.StatusBadGateway)
 }
-
-// bufferPool recycles the 32 KiB buffers bodies are copied through.
-type bufferPool struct{ p sync.Pool }
-
-func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
-	}
-	return make([]byte, 32<<10)
-}
-
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }

@@ -1,0 +1,55 @@
+// Package acme obtains and renews certificates from an ACME certificate
+// authority (Let's Encrypt, or any RFC 8555 server: ZeroSSL, step-ca, Pebble)
+// for the domains fronttier manages, answers the CA's HTTP-01 and TLS-ALPN-01
+// challenges, and hands every certificate and status change to an Installer
+// (internal/certs).
+//
+// # Library
+//
+// The protocol is spoken by github.com/mholt/acmez/v3, the ACME engine that
+// certmagic (and so every Caddy server) is built on. It brings the parts that
+// are hard to get right and that we do not want to own: anti-replay nonces and
+// badNonce retries, retries of network and 5xx errors, order and authorization
+// polling that honours Retry-After, falling back from one challenge type to the
+// other when validation fails, ACME Renewal Information (ARI, RFC 9773) and the
+// "replaces" field of renewal orders. It logs through log/slog, so its records
+// carry our logger's attributes.
+//
+// certmagic itself was not used: its management layer runs on package-level
+// state (a global job queue and retry schedule, a global map of active
+// challenges, global rate limiters and default config and logger, zap), starts
+// goroutines no context owns, measures the renewal window as a fraction of the
+// lifetime instead of the manual's "N days before expiry", and its retry
+// intervals cannot be changed. Bending it to the API below (synchronous load
+// from the cache, per-domain status, removal that stops renewal at once, our
+// own metrics) would have meant working around it everywhere.
+// golang.org/x/crypto/acme was not used because it has no ARI and leaves the
+// order flow, challenge fallback and retries to the caller.
+//
+// What this package adds is what is specific to fronttier: the managed set of
+// domains, the cache layout, the schedule (issuance at once, renewal checks
+// every RenewalCheck, exponential backoff after failures), statuses, logs and
+// metrics.
+//
+// # Goroutines
+//
+// Run owns one goroutine per managed domain, each with a context derived from
+// Run's; removing a domain in Sync cancels its context, which aborts an order
+// in flight and ends its renewal checks. At most a few orders run at once, so
+// a configuration with hundreds of new domains does not flood the CA.
+//
+// # Cache
+//
+// CacheDir holds, per CA (a directory named after the ACME directory URL, so
+// that staging and production certificates never mix):
+//
+//	accounts/<ca>/<email or "default">/account.json   account URL and status
+//	accounts/<ca>/<email or "default">/account.key    account key (PKCS #8)
+//	certificates/<ca>/<domain>/<domain>.crt            full chain, leaf first
+//	certificates/<ca>/<domain>/<domain>.key            private key (PKCS #8)
+//	certificates/<ca>/<domain>/<domain>.json           metadata, ARI window
+//
+// Files are written atomically with mode 0600; directories are created 0700.
+// The store assumes one fronttier process per CacheDir; a fleet will share
+// certificates through another implementation of the store interface.
+package acme

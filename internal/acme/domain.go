@@ -1,0 +1,219 @@
+package acme
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	acmeproto "github.com/mholt/acmez/v3/acme"
+)
+
+// Operation label values of acme_certificate_operations_total.
+const (
+	opIssue = "issue"
+	opRenew = "renew"
+)
+
+// domain is the state of one managed domain.
+type domain struct {
+	name string
+
+	// wake asks the domain goroutine for a check now (capacity 1); forced
+	// tells it that the check must ignore backoff and refresh ARI.
+	wake   chan struct{}
+	forced atomic.Bool
+
+	// cert is the certificate being served, nil if none.
+	cert atomic.Pointer[certificate]
+
+	// installMu serialises writing the cache, Put and SetStatus for this
+	// domain, and guards the transition of removed to true, after which
+	// nothing is installed for the domain any more.
+	installMu sync.Mutex
+	removed   atomic.Bool
+
+	// cancel stops the goroutine and done is closed when it has exited;
+	// both are guarded by Manager.mu and nil when no goroutine was started.
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// Owned by the domain goroutine.
+	failures       int       // consecutive failed attempts
+	retryAt        time.Time // no attempt before this unless forced
+	ariUnsupported bool      // the CA has no renewalInfo endpoint
+}
+
+func newDomain(name string) *domain {
+	return &domain{name: name, wake: make(chan struct{}, 1)}
+}
+
+// poke triggers a forced check of d.
+func (d *domain) poke() {
+	d.forced.Store(true)
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runDomain checks d at once, then whenever the wait returned by the last
+// step has passed or Reload pokes it, until ctx is done.
+func (m *Manager) runDomain(ctx context.Context, d *domain) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-d.wake:
+		}
+		wait := m.step(ctx, d)
+		if ctx.Err() != nil {
+			return
+		}
+		timer.Reset(wait)
+	}
+}
+
+// step does what d needs now (issue, refresh ARI, renew) and returns how
+// long to wait before the next step.
+func (m *Manager) step(ctx context.Context, d *domain) time.Duration {
+	forced := d.forced.Swap(false)
+	now := time.Now()
+	if !forced && now.Before(d.retryAt) {
+		return d.retryAt.Sub(now)
+	}
+	cur := d.cert.Load()
+	if cur == nil {
+		return m.attempt(ctx, d, nil, opIssue)
+	}
+	if !now.Before(cur.leaf.NotAfter) {
+		return m.attempt(ctx, d, cur, opRenew)
+	}
+	cur = m.refreshARI(ctx, d, cur, forced)
+	if now.Before(cur.renewAt(m.renewBefore)) {
+		d.failures, d.retryAt = 0, time.Time{}
+		return m.renewalCheck
+	}
+	return m.attempt(ctx, d, cur, opRenew)
+}
+
+// attempt obtains a certificate for d, replacing cur (nil for a first
+// issuance), installs it and returns the wait before the next step: the
+// renewal check interval after success, the backoff after failure.
+func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op string) time.Duration {
+	log := m.log.With("domain", d.name, "operation", op)
+	if op == opRenew && d.failures == 0 && cur.validAt(time.Now()) {
+		m.setStatus(d, StatusRenewing, nil)
+		log.Info("Renewing certificate", "expires_at", cur.leaf.NotAfter, "serial", cur.serial())
+	}
+
+	select {
+	case m.orders <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	octx, cancel := context.WithTimeout(ctx, m.orderTimeout)
+	issued, err := m.obtain(octx, d, cur)
+	cancel()
+	<-m.orders
+	if ctx.Err() != nil {
+		return 0 // removed or stopped: neither success nor failure
+	}
+
+	if err != nil {
+		m.metrics.observe(op, false)
+		d.failures++
+		wait := backoff(m.retryBase, m.retryMax, d.failures)
+		d.retryAt = time.Now().Add(wait)
+		status := StatusFailed
+		if served := d.cert.Load(); served != nil && served.validAt(time.Now()) {
+			status = StatusRenewing // never drop a valid certificate
+		}
+		m.setStatus(d, status, err)
+		log.Error("ACME certificate request failed; retry scheduled", "error", err,
+			"attempt", d.failures, "retry_in", wait, "status", status)
+		return wait
+	}
+
+	m.metrics.observe(op, true)
+	d.failures, d.retryAt = 0, time.Time{}
+	m.install(d, issued, log)
+	if at := issued.renewAt(m.renewBefore); !time.Now().Before(at) {
+		log.Warn("Certificate is due for renewal as soon as issued; renewal will repeat at every check",
+			"lifetime", issued.leaf.NotAfter.Sub(issued.leaf.NotBefore), "renew_before", m.renewBefore)
+	}
+	return m.renewalCheck
+}
+
+// install writes issued to the cache and serves it, unless d was removed
+// meanwhile (then it is only cached).
+func (m *Manager) install(d *domain, issued *issuedCert, log *slog.Logger) {
+	d.installMu.Lock()
+	defer d.installMu.Unlock()
+	if err := m.store.saveCertificate(d.name, issued.chainPEM, issued.keyPEM, issued.meta); err != nil {
+		// The certificate is good; serving it beats throwing it away.
+		log.Error("Caching certificate failed", "error", err)
+	}
+	if d.removed.Load() {
+		return
+	}
+	d.cert.Store(issued.certificate)
+	m.inst.Put(d.name, issued.tls)
+	m.inst.SetStatus(d.name, StatusValid, nil)
+	log.Info("Certificate reloaded", "expires_at", issued.leaf.NotAfter, "serial", issued.serial())
+}
+
+// setStatus reports a status for d unless d was removed.
+func (m *Manager) setStatus(d *domain, status string, err error) {
+	d.installMu.Lock()
+	defer d.installMu.Unlock()
+	if !d.removed.Load() {
+		m.inst.SetStatus(d.name, status, err)
+	}
+}
+
+// refreshARI fetches the CA's renewal information for cur when it is stale
+// (or when forced) and returns the certificate with it. Failures are logged
+// and leave cur as it is: ARI only ever makes a renewal earlier.
+func (m *Manager) refreshARI(ctx context.Context, d *domain, cur *certificate, forced bool) *certificate {
+	ri := cur.meta.RenewalInfo
+	if d.ariUnsupported || (!forced && ri != nil && ri.HasWindow() && !ri.NeedsRefresh()) {
+		return cur
+	}
+	actx, cancel := context.WithTimeout(ctx, m.ariTimeout)
+	defer cancel()
+	fresh, err := m.client.GetRenewalInfo(actx, cur.leaf)
+	if errors.Is(err, acmeproto.ErrUnsupported) {
+		d.ariUnsupported = true
+		return cur
+	}
+	if err != nil {
+		m.log.Warn("Fetching ACME renewal information failed", "domain", d.name, "error", err)
+		return cur
+	}
+	updated := cur.withRenewalInfo(fresh)
+	d.installMu.Lock()
+	defer d.installMu.Unlock()
+	if !d.cert.CompareAndSwap(cur, updated) {
+		return d.cert.Load() // Reload installed another certificate meanwhile
+	}
+	if err := m.store.saveMeta(d.name, updated.meta); err != nil {
+		m.log.Warn("Caching ACME renewal information failed", "domain", d.name, "error", err)
+	}
+	return updated
+}
+
+// backoff returns base doubled for each failure after the first, capped at
+// limit.
+func backoff(base, limit time.Duration, failures int) time.Duration {
+	wait := base
+	for i := 1; i < failures && wait < limit; i++ {
+		wait *= 2
+	}
+	return min(wait, limit)
+}

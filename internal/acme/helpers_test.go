@@ -1,0 +1,215 @@
+package acme
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// waitTimeout bounds every wait for the manager to do something.
+const waitTimeout = 30 * time.Second
+
+// event is one call to fakeInstaller.
+type event struct {
+	domain string
+	cert   *tls.Certificate // set for Put
+	status string           // set for SetStatus
+	err    error
+}
+
+// fakeInstaller records every call; waiters are woken on each one.
+type fakeInstaller struct {
+	mu      sync.Mutex
+	events  []event
+	changed chan struct{} // closed and replaced on every event
+}
+
+var _ Installer = (*fakeInstaller)(nil)
+
+func newFakeInstaller() *fakeInstaller {
+	return &fakeInstaller{changed: make(chan struct{})}
+}
+
+func (f *fakeInstaller) record(e event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, e)
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+func (f *fakeInstaller) Put(domain string, cert *tls.Certificate) {
+	f.record(event{domain: domain, cert: cert})
+}
+
+func (f *fakeInstaller) SetStatus(domain, status string, err error) {
+	f.record(event{domain: domain, status: status, err: err})
+}
+
+// snapshot returns the events so far.
+func (f *fakeInstaller) snapshot() []event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.events)
+}
+
+// waitFor waits until cond holds for the events, failing after waitTimeout.
+func (f *fakeInstaller) waitFor(t *testing.T, what string, cond func([]event) bool) []event {
+	t.Helper()
+	timer := time.NewTimer(waitTimeout)
+	defer timer.Stop()
+	for {
+		f.mu.Lock()
+		events, changed := slices.Clone(f.events), f.changed
+		f.mu.Unlock()
+		if cond(events) {
+			return events
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			t.Fatalf("timed out waiting for %s; events: %s", what, describe(events))
+		}
+	}
+}
+
+// puts returns the certificates Put for domain, in order.
+func puts(events []event, domain string) []*tls.Certificate {
+	var certs []*tls.Certificate
+	for _, e := range events {
+		if e.domain == domain && e.cert != nil {
+			certs = append(certs, e.cert)
+		}
+	}
+	return certs
+}
+
+// statuses returns the statuses set for domain, in order.
+func statuses(events []event, domain string) []string {
+	var s []string
+	for _, e := range events {
+		if e.domain == domain && e.status != "" {
+			s = append(s, e.status)
+		}
+	}
+	return s
+}
+
+// lastStatus returns the last status event for domain.
+func lastStatus(events []event, domain string) event {
+	for i := len(events) - 1; i >= 0; i-- {
+		if events[i].domain == domain && events[i].status != "" {
+			return events[i]
+		}
+	}
+	return event{}
+}
+
+// serials returns the distinct serial numbers Put for domain, in order.
+func serials(events []event, domain string) []string {
+	var s []string
+	for _, c := range puts(events, domain) {
+		serial := c.Leaf.SerialNumber.Text(16)
+		if !slices.Contains(s, serial) {
+			s = append(s, serial)
+		}
+	}
+	return s
+}
+
+func describe(events []event) string {
+	var b []byte
+	for _, e := range events {
+		b = append(b, "\n  "...)
+		b = append(b, e.domain...)
+		switch {
+		case e.cert != nil:
+			b = append(b, " put serial="...)
+			b = append(b, e.cert.Leaf.SerialNumber.Text(16)...)
+		default:
+			b = append(b, " status="...)
+			b = append(b, e.status...)
+			if e.err != nil {
+				b = append(b, " err="...)
+				b = append(b, e.err.Error()...)
+			}
+		}
+	}
+	return string(b)
+}
+
+// testManager is a Manager with its installer and captured log.
+type testManager struct {
+	*Manager
+	inst     *fakeInstaller
+	logs     *syncBuffer
+	cacheDir string
+}
+
+// newTestManager creates a Manager using env (nil for none: the directory
+// then refuses connections) with fast retries; edit adjusts the options.
+func newTestManager(t *testing.T, env *pebbleEnv, edit func(*Options)) *testManager {
+	t.Helper()
+	tm := &testManager{inst: newFakeInstaller(), logs: &syncBuffer{}, cacheDir: filepath.Join(t.TempDir(), "cache")}
+	o := Options{
+		Email:        "admin@example.test",
+		DirectoryURL: "https://127.0.0.1:1/dir",
+		CacheDir:     tm.cacheDir,
+		Installer:    tm.inst,
+		Log:          slog.New(slog.NewTextHandler(tm.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	if env != nil {
+		o.DirectoryURL, o.CARoot = env.DirectoryURL, env.CARoot
+	}
+	if edit != nil {
+		edit(&o)
+	}
+	tm.cacheDir = o.CacheDir
+	m, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.retryBase, m.retryMax = 20*time.Millisecond, 200*time.Millisecond
+	m.ariTimeout = 5 * time.Second
+	tm.Manager = m
+	if env != nil {
+		env.attach(m)
+	}
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("ACME_TEST_LOG") != "" {
+			t.Logf("manager log:\n%s", tm.logs.String())
+		}
+	})
+	return tm
+}
+
+// run runs tm until the returned stop is called or the test ends; stop
+// returns once Run has returned.
+func (tm *testManager) run(t *testing.T) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tm.Run(ctx)
+	}()
+	stop = func() {
+		cancel()
+		<-done
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// domainState returns the managed domain's state, nil if unmanaged.
+func (tm *testManager) domainState(name string) *domain {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	return tm.domains[name]
+}

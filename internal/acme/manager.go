@@ -1,0 +1,429 @@
+package acme
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mholt/acmez/v3"
+	acmeproto "github.com/mholt/acmez/v3/acme"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Directory URLs of Let's Encrypt.
+const (
+	LetsEncryptProduction = "https://acme-v02.api.letsencrypt.org/directory"
+	LetsEncryptStaging    = "https://acme-staging-v02.api.letsencrypt.org/directory"
+)
+
+// Statuses reported to Installer.SetStatus.
+const (
+	// StatusPending: no certificate yet; issuance is queued or in progress.
+	StatusPending = "pending"
+	// StatusValid: a valid certificate is installed and not being renewed.
+	StatusValid = "valid"
+	// StatusRenewing: a valid certificate is installed and a renewal is in
+	// progress; a non-nil error is the last failed renewal attempt.
+	StatusRenewing = "renewing"
+	// StatusFailed: no valid certificate could be obtained; the error says why
+	// and a retry is scheduled.
+	StatusFailed = "failed"
+)
+
+// ALPNProto is the ALPN protocol of TLS-ALPN-01 challenges (RFC 8737). A TLS
+// listener must list it in tls.Config.NextProtos for Manager.ALPN to work.
+const ALPNProto = acmez.ACMETLS1Protocol
+
+// Default values of Options fields left zero, and internal limits.
+const (
+	DefaultRenewalCheck = 24 * time.Hour
+	DefaultRenewBefore  = 30 * 24 * time.Hour
+
+	defaultRetryBase    = time.Minute
+	defaultRetryMax     = time.Hour
+	defaultOrderTimeout = 10 * time.Minute
+	defaultARITimeout   = 30 * time.Second
+	maxConcurrentOrders = 4
+	httpTimeout         = 30 * time.Second
+)
+
+// Errors returned by this package.
+var (
+	// ErrNotManaged: the domain is not in the set given to Sync.
+	ErrNotManaged = errors.New("domain not managed by acme")
+	// ErrNoCertificate: the cache holds no certificate for the domain.
+	ErrNoCertificate = errors.New("no cached certificate")
+	// ErrInvalidDomain: the name cannot get a certificate through HTTP-01 or
+	// TLS-ALPN-01 (IP address, wildcard, malformed).
+	ErrInvalidDomain = errors.New("invalid domain name for acme")
+)
+
+// Installer receives certificates and status (implemented by
+// internal/certs.Manager). Calls for one domain never overlap.
+type Installer interface {
+	// Put serves cert for domain, replacing the previous certificate.
+	Put(domain string, cert *tls.Certificate)
+	// SetStatus records the domain's status: "pending", "valid", "renewing"
+	// or "failed"; err is nil or the last error.
+	SetStatus(domain, status string, err error)
+}
+
+// Options configures a Manager. Zero values take the defaults documented on
+// each field.
+type Options struct {
+	// Email is the account's contact address; "" registers without contact.
+	Email string
+	// DirectoryURL is the ACME directory; "" means LetsEncryptProduction.
+	DirectoryURL string
+	// CARoot is a PEM file with the roots trusted for the ACME server's HTTPS
+	// (private CAs, Pebble); when set, only these roots are trusted. ""
+	// means the system roots.
+	CARoot string
+	// CacheDir holds the account, certificates and keys (files 0600,
+	// directories 0700). Required.
+	CacheDir string
+	// RenewalCheck is how often each certificate is checked for renewal;
+	// zero means DefaultRenewalCheck (24h).
+	RenewalCheck time.Duration
+	// RenewBefore: renew when less than this remains before expiry, or
+	// earlier when the CA's renewal information (ARI) suggests so; zero means
+	// DefaultRenewBefore (30 days).
+	RenewBefore time.Duration
+	// Installer receives certificates and statuses. Required.
+	Installer Installer
+	// Log receives the package's records, with component=acme; nil discards.
+	Log *slog.Logger
+	// Registerer registers the package's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+// Manager obtains and renews certificates for a set of domains. Create it
+// with New, give it the domains with Sync and run it with Run.
+type Manager struct {
+	directory    string
+	email        string
+	renewalCheck time.Duration
+	renewBefore  time.Duration
+	inst         Installer
+	log          *slog.Logger
+	store        store
+	client       *acmez.Client
+	transport    *http.Transport
+	chal         *challenges
+	metrics      *metrics
+	orders       chan struct{} // semaphore bounding concurrent orders
+	acct         accountCache
+
+	// Tunables, fixed before Run; unexported so tests can shorten them.
+	retryBase    time.Duration
+	retryMax     time.Duration
+	orderTimeout time.Duration
+	ariTimeout   time.Duration
+
+	// mu protects domains, runCtx and running; it is never held while
+	// talking to the CA. wg counts the domain goroutines of the current Run.
+	mu      sync.Mutex
+	domains map[string]*domain
+	runCtx  context.Context // non-nil while Run accepts work
+	running bool            // Run is active, including its shutdown
+	wg      sync.WaitGroup
+}
+
+// New checks the options and returns a Manager that manages no domain yet.
+// It creates CacheDir (0700) when missing and registers the metrics.
+func New(o Options) (*Manager, error) {
+	if o.Installer == nil {
+		return nil, errors.New("acme: options: Installer is required")
+	}
+	if o.CacheDir == "" {
+		return nil, errors.New("acme: options: CacheDir is required")
+	}
+	if o.RenewalCheck < 0 || o.RenewBefore < 0 {
+		return nil, errors.New("acme: options: RenewalCheck and RenewBefore must not be negative")
+	}
+	if o.DirectoryURL == "" {
+		o.DirectoryURL = LetsEncryptProduction
+	}
+	if u, err := url.Parse(o.DirectoryURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("acme: options: directory URL %q: must be an https URL", o.DirectoryURL)
+	}
+	if o.RenewalCheck == 0 {
+		o.RenewalCheck = DefaultRenewalCheck
+	}
+	if o.RenewBefore == 0 {
+		o.RenewBefore = DefaultRenewBefore
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "acme")
+
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.CARoot != "" {
+		pool, err := loadRoots(o.CARoot)
+		if err != nil {
+			return nil, fmt.Errorf("acme: options: %w", err)
+		}
+		tlsConfig.RootCAs = pool
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = tlsConfig
+
+	st, err := newFileStore(o.CacheDir, o.DirectoryURL)
+	if err != nil {
+		return nil, fmt.Errorf("acme: %w", err)
+	}
+	met, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("acme: %w", err)
+	}
+
+	chal := newChallenges()
+	m := &Manager{
+		directory:    o.DirectoryURL,
+		email:        o.Email,
+		renewalCheck: o.RenewalCheck,
+		renewBefore:  o.RenewBefore,
+		inst:         o.Installer,
+		log:          log,
+		store:        st,
+		transport:    transport,
+		chal:         chal,
+		metrics:      met,
+		orders:       make(chan struct{}, maxConcurrentOrders),
+		acct:         accountCache{lock: make(chan struct{}, 1)},
+		retryBase:    defaultRetryBase,
+		retryMax:     defaultRetryMax,
+		orderTimeout: defaultOrderTimeout,
+		ariTimeout:   defaultARITimeout,
+		domains:      make(map[string]*domain),
+	}
+	m.client = &acmez.Client{
+		Client: &acmeproto.Client{
+			Directory:  o.DirectoryURL,
+			HTTPClient: &http.Client{Transport: transport, Timeout: httpTimeout},
+			UserAgent:  "fronttier",
+			Logger:     log,
+		},
+		ChallengeSolvers: map[string]acmez.Solver{
+			acmeproto.ChallengeTypeHTTP01:    http01Solver{chal},
+			acmeproto.ChallengeTypeTLSALPN01: tlsALPN01Solver{chal},
+		},
+	}
+	return m, nil
+}
+
+func loadRoots(path string) (*x509.CertPool, error) {
+	pemBytes, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read CA root %s: %w", path, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("read CA root %s: no PEM certificate found", path)
+	}
+	return pool, nil
+}
+
+// Sync makes domains the complete set of managed domains. Calls must be
+// serialised by the caller. A new domain whose valid certificate is in the
+// cache is installed before Sync returns (status "valid", no ACME round trip);
+// any other new domain gets status "pending" and is issued a certificate as
+// soon as Run is active. Domains missing from the set stop being managed at
+// once: an order in flight is abandoned and renewal stops; their cached files
+// stay for a later return. Invalid names get status "failed" and are not
+// managed.
+func (m *Manager) Sync(domains []string) {
+	want := make(map[string]bool, len(domains))
+	for _, raw := range domains {
+		name, err := normaliseDomain(raw)
+		if err != nil {
+			m.log.Warn("Not managing domain", "domain", raw, "error", err)
+			m.inst.SetStatus(raw, StatusFailed, err)
+			continue
+		}
+		want[name] = true
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, d := range m.domains {
+		if !want[name] {
+			m.removeLocked(d)
+		}
+	}
+	names := make([]string, 0, len(want))
+	for name := range want {
+		if _, ok := m.domains[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		d := newDomain(name)
+		m.loadCached(d)
+		m.domains[name] = d
+		if m.runCtx != nil {
+			m.startLocked(d)
+		}
+	}
+}
+
+// loadCached installs d's cached certificate when it is usable, else sets the
+// status "pending". d is not yet visible to any other goroutine.
+func (m *Manager) loadCached(d *domain) {
+	c, err := m.store.loadCertificate(d.name)
+	if err == nil {
+		err = c.usableFor(d.name, time.Now())
+	}
+	if err != nil {
+		if !errors.Is(err, ErrNoCertificate) {
+			m.log.Warn("Ignoring cached certificate", "domain", d.name, "error", err)
+		}
+		m.inst.SetStatus(d.name, StatusPending, nil)
+		m.log.Info("Certificate pending", "domain", d.name)
+		return
+	}
+	d.cert.Store(c)
+	m.inst.Put(d.name, c.tls)
+	m.inst.SetStatus(d.name, StatusValid, nil)
+	m.log.Info("Certificate loaded from cache", "domain", d.name,
+		"expires_at", c.leaf.NotAfter, "serial", c.serial())
+}
+
+// removeLocked stops managing d. m.mu is held.
+func (m *Manager) removeLocked(d *domain) {
+	d.installMu.Lock()
+	d.removed.Store(true)
+	d.installMu.Unlock()
+	if d.cancel != nil {
+		d.cancel()
+		d.cancel = nil
+	}
+	delete(m.domains, d.name)
+	m.log.Info("Domain no longer managed", "domain", d.name)
+}
+
+// startLocked starts d's goroutine under the current Run. m.mu is held and
+// m.runCtx is not nil.
+func (m *Manager) startLocked(d *domain) {
+	ctx, cancel := context.WithCancel(m.runCtx)
+	d.cancel = cancel
+	done := make(chan struct{})
+	d.done = done
+	m.wg.Go(func() {
+		defer close(done)
+		m.runDomain(ctx, d)
+	})
+}
+
+// Run does the background work (issuance, renewal checks every
+// RenewalCheck, retries with backoff) until ctx is done, then waits for its
+// goroutines to exit and returns. Domains given to Sync before Run are
+// worked on when Run starts. Only one Run may be active at a time; a second
+// concurrent call logs an error and returns at once.
+func (m *Manager) Run(ctx context.Context) {
+	m.mu.Lock()
+	if m.running {
+		m.mu.Unlock()
+		m.log.Error("ACME manager is already running")
+		return
+	}
+	m.running, m.runCtx = true, ctx
+	for _, d := range m.domains {
+		m.startLocked(d)
+	}
+	n := len(m.domains)
+	m.mu.Unlock()
+	m.log.Info("ACME manager started", "directory", m.directory, "domains", n)
+
+	<-ctx.Done()
+
+	m.mu.Lock()
+	m.runCtx = nil
+	for _, d := range m.domains {
+		if d.cancel != nil {
+			d.cancel()
+			d.cancel = nil
+		}
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+	m.transport.CloseIdleConnections()
+	m.mu.Lock()
+	m.running = false
+	m.mu.Unlock()
+	m.log.Info("ACME manager stopped")
+}
+
+// Reload re-reads the cached certificate of a managed domain, installs it
+// (status "valid") and triggers an immediate renewal check for it, which also
+// refreshes the CA's renewal information. The check is triggered even when
+// reading fails, so Reload also retries a failed issuance at once. It returns
+// an error wrapping ErrNotManaged for domains outside the managed set, and
+// one wrapping ErrNoCertificate when the cache holds no certificate.
+func (m *Manager) Reload(domain string) error {
+	name, err := normaliseDomain(domain)
+	if err != nil {
+		return fmt.Errorf("reload certificate for %s: %w", domain, errors.Join(ErrNotManaged, err))
+	}
+	m.mu.Lock()
+	d := m.domains[name]
+	m.mu.Unlock()
+	if d == nil {
+		return fmt.Errorf("reload certificate for %s: %w", name, ErrNotManaged)
+	}
+	defer d.poke()
+
+	c, err := m.store.loadCertificate(name)
+	if err == nil {
+		err = c.usableFor(name, time.Now())
+	}
+	if err != nil {
+		return fmt.Errorf("reload certificate for %s: %w", name, err)
+	}
+	d.installMu.Lock()
+	defer d.installMu.Unlock()
+	if d.removed.Load() {
+		return fmt.Errorf("reload certificate for %s: %w", name, ErrNotManaged)
+	}
+	d.cert.Store(c)
+	m.inst.Put(name, c.tls)
+	m.inst.SetStatus(name, StatusValid, nil)
+	m.log.Info("Certificate reloaded", "domain", name, "expires_at", c.leaf.NotAfter,
+		"serial", c.serial(), "source", "cache")
+	return nil
+}
+
+// HTTPHandler returns the handler answering the CA's HTTP-01 requests,
+// GET /.well-known/acme-challenge/{token}. It never redirects; malformed or
+// unknown tokens get 404. Mount it ahead of redirects and routing on the
+// HTTP listener.
+func (m *Manager) HTTPHandler() http.Handler {
+	return challengeHandler{m.chal}
+}
+
+// ALPN answers TLS-ALPN-01 challenges: when the client offers ALPNProto and a
+// challenge is pending for hello.ServerName it returns the challenge
+// certificate, otherwise nil, nil (the caller then serves its usual
+// certificate). Call it first in tls.Config.GetCertificate.
+func (m *Manager) ALPN(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if hello == nil || !slices.Contains(hello.SupportedProtos, ALPNProto) {
+		return nil, nil
+	}
+	name, err := normaliseDomain(hello.ServerName)
+	if err != nil {
+		return nil, nil
+	}
+	return m.chal.alpnCert(name), nil
+}

@@ -1,0 +1,157 @@
+package acme
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mholt/acmez/v3"
+	acmeproto "github.com/mholt/acmez/v3/acme"
+)
+
+// accountCache holds the registered ACME account. lock is a one-slot
+// semaphore (so that waiting for it honours contexts) guarding acct and
+// stale.
+type accountCache struct {
+	lock  chan struct{}
+	acct  *acmeproto.Account
+	stale bool // the CA no longer knows the cached account: register again
+}
+
+// account returns the registered account, loading it from the cache or
+// registering it with the CA on first use.
+func (m *Manager) account(ctx context.Context) (acmeproto.Account, error) {
+	select {
+	case m.acct.lock <- struct{}{}:
+	case <-ctx.Done():
+		return acmeproto.Account{}, ctx.Err()
+	}
+	defer func() { <-m.acct.lock }()
+	if m.acct.acct != nil {
+		return *m.acct.acct, nil
+	}
+
+	acct, err := m.store.loadAccount(m.email)
+	switch {
+	case errors.Is(err, errNoAccount):
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return acmeproto.Account{}, fmt.Errorf("generate account key: %w", err)
+		}
+		acct = acmeproto.Account{PrivateKey: key}
+	case err != nil:
+		return acmeproto.Account{}, err
+	case !m.acct.stale && acct.Status == acmeproto.StatusValid && acct.Location != "":
+		m.acct.acct = &acct
+		return acct, nil
+	}
+
+	// New key, or a known key whose registration is missing or gone:
+	// newAccount creates the account or finds the existing one.
+	acct = acmeproto.Account{PrivateKey: acct.PrivateKey, TermsOfServiceAgreed: true}
+	if m.email != "" {
+		acct.Contact = []string{"mailto:" + m.email}
+	}
+	created, err := m.client.NewAccount(ctx, acct)
+	if err != nil {
+		return acmeproto.Account{}, fmt.Errorf("register ACME account: %w", err)
+	}
+	if err := m.store.saveAccount(m.email, created); err != nil {
+		// Usable in memory; the next start registers the key again.
+		m.log.Error("Caching ACME account failed", "error", err)
+	}
+	m.acct.acct, m.acct.stale = &created, false
+	m.log.Info("ACME account registered", "account", created.Location, "email", m.email)
+	return created, nil
+}
+
+// forgetAccount makes the next account call register again.
+func (m *Manager) forgetAccount(ctx context.Context) error {
+	select {
+	case m.acct.lock <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	m.acct.acct, m.acct.stale = nil, true
+	<-m.acct.lock
+	return nil
+}
+
+// issuedCert is a freshly obtained certificate with the PEM to cache.
+type issuedCert struct {
+	*certificate
+	chainPEM, keyPEM []byte
+}
+
+// obtain orders a certificate for d with a new key. cur, when not nil, is
+// the certificate being replaced; it is named in the order (ARI "replaces")
+// except on every other retry, in case the CA rejects the reference.
+func (m *Manager) obtain(ctx context.Context, d *domain, cur *certificate) (*issuedCert, error) {
+	acct, err := m.account(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("obtain certificate for %s: %w", d.name, err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("obtain certificate for %s: generate key: %w", d.name, err)
+	}
+	csr, err := acmez.NewCSR(key, []string{d.name})
+	if err != nil {
+		return nil, fmt.Errorf("obtain certificate for %s: %w", d.name, err)
+	}
+	params, err := acmez.OrderParametersFromCSR(acct, csr)
+	if err != nil {
+		return nil, fmt.Errorf("obtain certificate for %s: %w", d.name, err)
+	}
+	if cur != nil && d.failures%2 == 0 && cur.meta.RenewalInfo != nil && cur.meta.RenewalInfo.HasWindow() {
+		params.Replaces = cur.leaf
+	}
+
+	chains, err := m.client.ObtainCertificate(ctx, params)
+	var problem acmeproto.Problem
+	if errors.As(err, &problem) && problem.Type == acmeproto.ProblemTypeAccountDoesNotExist {
+		m.log.Warn("ACME account unknown to the CA; registering again", "error", err)
+		if err = m.forgetAccount(ctx); err == nil {
+			params.Account, err = m.account(ctx)
+		}
+		if err == nil {
+			chains, err = m.client.ObtainCertificate(ctx, params)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("obtain certificate for %s: %w", d.name, err)
+	}
+	if len(chains) == 0 {
+		return nil, fmt.Errorf("obtain certificate for %s: the CA returned no certificate chain", d.name)
+	}
+	chain := chains[0]
+
+	keyPEM, err := marshalPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("obtain certificate for %s: %w", d.name, err)
+	}
+	c, err := parseCertificate(chain.ChainPEM, keyPEM, certMeta{})
+	if err != nil {
+		return nil, fmt.Errorf("obtain certificate for %s: %w", d.name, err)
+	}
+	now := time.Now()
+	if err := c.usableFor(d.name, now); err != nil {
+		return nil, fmt.Errorf("obtain certificate for %s: %w", d.name, err)
+	}
+	c.meta = certMeta{
+		Domain:    d.name,
+		Directory: m.directory,
+		URL:       chain.URL,
+		Serial:    c.serial(),
+		NotAfter:  c.leaf.NotAfter,
+		Obtained:  now.UTC(),
+	}
+	if ri := chain.RenewalInfo; ri != nil && ri.HasWindow() {
+		c.meta.RenewalInfo = ri
+	}
+	return &issuedCert{certificate: c, chainPEM: chain.ChainPEM, keyPEM: keyPEM}, nil
+}

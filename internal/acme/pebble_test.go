@@ -1,0 +1,532 @@
+package acme
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// This file runs a real Pebble (Let's Encrypt's test CA) and
+// pebble-challtestsrv (as Pebble's DNS server) for the integration tests.
+// CI installs them with
+//
+//	go install github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.3
+//	go install github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@v2.10.3
+//
+// Without them the tests skip, unless CI is set, when they fail.
+
+// pebbleStartTimeout bounds the wait for Pebble and challtestsrv to answer.
+const pebbleStartTimeout = 15 * time.Second
+
+// pebbleOptions configures startPebble.
+type pebbleOptions struct {
+	// validity of the certificates Pebble issues; zero means 90 days.
+	validity time.Duration
+}
+
+// pebbleEnv is a running Pebble with its DNS server and the listeners that
+// receive its HTTP-01 and TLS-ALPN-01 validations.
+type pebbleEnv struct {
+	DirectoryURL string // Pebble's ACME directory
+	CARoot       string // PEM file of the root of Pebble's HTTPS certificate
+
+	mgmtURL     string       // Pebble's management interface
+	dnsMgmtURL  string       // challtestsrv's management interface
+	client      *http.Client // trusts CARoot
+	front       *challengeFront
+	pebble, dns *process
+}
+
+// startPebble starts challtestsrv and Pebble on free loopback ports, with
+// Pebble validating against a fresh challengeFront. Everything is stopped in
+// t.Cleanup.
+func startPebble(t *testing.T, o pebbleOptions) *pebbleEnv {
+	t.Helper()
+	pebbleBin := findBinary(t, "pebble")
+	dnsBin := findBinary(t, "pebble-challtestsrv")
+	if o.validity == 0 {
+		o.validity = 90 * 24 * time.Hour
+	}
+	dir := t.TempDir()
+	caRoot, certFile, keyFile := writePebbleTLS(t, dir)
+	front := startChallengeFront(t)
+	env := &pebbleEnv{CARoot: caRoot, front: front, client: httpClientTrusting(t, caRoot)}
+
+	// Ports are picked free and then released, so another process may take
+	// one first; a process that exits before answering is started again on
+	// new ports.
+	var lastErr error
+	for range 3 {
+		dnsPort, dnsMgmtPort := freeDNSPort(t), freePort(t)
+		env.dns = startProcess(t, dnsBin, nil,
+			"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+			"-dnsserver", "127.0.0.1:"+strconv.Itoa(dnsPort),
+			"-management", "127.0.0.1:"+strconv.Itoa(dnsMgmtPort),
+			"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "")
+		env.dnsMgmtURL = "http://127.0.0.1:" + strconv.Itoa(dnsMgmtPort)
+		if lastErr = env.dns.waitReady(func(ctx context.Context) error {
+			return probeDNS(ctx, dnsPort)
+		}); lastErr != nil {
+			env.dns.stop()
+			continue
+		}
+
+		acmePort, mgmtPort := freePort(t), freePort(t)
+		config := filepath.Join(dir, "pebble-config.json")
+		writePebbleConfig(t, config, map[string]any{
+			"listenAddress":                  "127.0.0.1:" + strconv.Itoa(acmePort),
+			"managementListenAddress":        "127.0.0.1:" + strconv.Itoa(mgmtPort),
+			"certificate":                    certFile,
+			"privateKey":                     keyFile,
+			"httpPort":                       front.httpPort,
+			"tlsPort":                        front.tlsPort,
+			"ocspResponderURL":               "",
+			"externalAccountBindingRequired": false,
+			"domainBlocklist":                []string{"blocked-domain.example"},
+			"retryAfter":                     map[string]int{"authz": 0, "order": 0},
+			"keyAlgorithm":                   "ecdsa",
+			"profiles": map[string]any{"default": map[string]any{
+				"description":    "fronttier tests",
+				"validityPeriod": int(o.validity / time.Second),
+			}},
+		})
+		env.DirectoryURL = "https://127.0.0.1:" + strconv.Itoa(acmePort) + "/dir"
+		env.mgmtURL = "https://127.0.0.1:" + strconv.Itoa(mgmtPort)
+		env.pebble = startProcess(t, pebbleBin,
+			[]string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"},
+			"-config", config, "-dnsserver", "127.0.0.1:"+strconv.Itoa(dnsPort), "-strict=false")
+		if lastErr = env.pebble.waitReady(func(ctx context.Context) error {
+			return env.get(ctx, env.DirectoryURL, nil)
+		}); lastErr != nil {
+			env.pebble.stop()
+			env.dns.stop()
+			continue
+		}
+		return env
+	}
+	t.Fatalf("start pebble: %v", lastErr)
+	return nil
+}
+
+// findBinary looks for name in PATH, then in GOBIN and GOPATH/bin.
+func findBinary(t *testing.T, name string) string {
+	t.Helper()
+	if path, err := exec.LookPath(name); err == nil {
+		return path
+	}
+	var dirs []string
+	if gobin := os.Getenv("GOBIN"); gobin != "" {
+		dirs = append(dirs, gobin)
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		for p := range strings.SplitSeq(strings.TrimSpace(string(out)), string(os.PathListSeparator)) {
+			dirs = append(dirs, filepath.Join(p, "bin"))
+		}
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, "go", "bin"))
+	}
+	for _, dir := range dirs {
+		path := filepath.Join(dir, name)
+		if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+			return path
+		}
+	}
+	msg := fmt.Sprintf("%s not found in PATH, GOBIN or GOPATH/bin; install it with "+
+		"go install github.com/letsencrypt/pebble/v2/cmd/%s@v2.10.3", name, name)
+	if os.Getenv("CI") == "" {
+		t.Skip(msg)
+	}
+	t.Fatal(msg)
+	return ""
+}
+
+// process is a child process whose output is kept for failure reports.
+type process struct {
+	name     string
+	cmd      *exec.Cmd
+	out      *syncBuffer
+	exited   chan struct{}
+	stopOnce sync.Once
+}
+
+func startProcess(t *testing.T, bin string, env []string, args ...string) *process {
+	t.Helper()
+	p := &process{name: filepath.Base(bin), out: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", p.name, err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", p.name, p.out.String())
+		}
+	})
+	return p
+}
+
+// stop kills the process and waits for it to exit.
+func (p *process) stop() {
+	p.stopOnce.Do(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	})
+}
+
+// waitReady polls probe until it succeeds, the process exits or
+// pebbleStartTimeout passes.
+func (p *process) waitReady(probe func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), pebbleStartTimeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		err := probe(pctx)
+		pcancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("%s exited: %s", p.name, p.out.String())
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %w", p.name, err)
+		case <-tick.C:
+		}
+	}
+}
+
+// probeDNS resolves a name through the DNS server on port.
+func probeDNS(ctx context.Context, port int) error {
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, "127.0.0.1:"+strconv.Itoa(port))
+	}}
+	addrs, err := r.LookupIPAddr(ctx, "probe.example.test")
+	if err != nil {
+		return err
+	}
+	if len(addrs) == 0 {
+		return errors.New("no address")
+	}
+	return nil
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// freeDNSPort returns a port free for both TCP and UDP on 127.0.0.1.
+func freeDNSPort(t *testing.T) int {
+	t.Helper()
+	for {
+		port := freePort(t)
+		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+}
+
+func writePebbleConfig(t *testing.T, path string, pebble map[string]any) {
+	t.Helper()
+	data, err := json.MarshalIndent(map[string]any{"pebble": pebble}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writePebbleTLS writes a fresh root and a certificate for localhost and
+// 127.0.0.1 signed by it, for Pebble's HTTPS.
+func writePebbleTLS(t *testing.T, dir string) (rootFile, certFile, keyFile string) {
+	t.Helper()
+	rootKey := newKey(t)
+	rootTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "fronttier test root for pebble"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	rootDER, err := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, rootKey.Public(), rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := x509.ParseCertificate(rootDER)
+	key := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, root, key.Public(), rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootFile = filepath.Join(dir, "root.pem")
+	certFile = filepath.Join(dir, "cert.pem")
+	keyFile = filepath.Join(dir, "key.pem")
+	writePEM(t, rootFile, "CERTIFICATE", rootDER)
+	writePEM(t, certFile, "CERTIFICATE", der)
+	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
+	return rootFile, certFile, keyFile
+}
+
+func newKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func httpClientTrusting(t *testing.T, rootFile string) *http.Client {
+	t.Helper()
+	pool, err := loadRoots(rootFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// get fetches url into out (when not nil) and fails on a non-2xx status.
+func (e *pebbleEnv) get(ctx context.Context, url string, out io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if out == nil {
+		out = io.Discard
+	}
+	_, err = io.Copy(out, resp.Body)
+	return err
+}
+
+// post sends body as JSON to url and fails on a non-2xx status.
+func (e *pebbleEnv) post(t *testing.T, url string, body any) {
+	t.Helper()
+	data, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.client.Post(url, "application/json", bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST %s: %s: %s", url, resp.Status, msg)
+	}
+}
+
+// issuingRoots returns the root Pebble signs certificates under (a new one
+// at every start).
+func (e *pebbleEnv) issuingRoots(t *testing.T) *x509.CertPool {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := e.get(t.Context(), e.mgmtURL+"/roots/0", &buf); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(buf.Bytes()) {
+		t.Fatalf("no root certificate in %q", buf.String())
+	}
+	return pool
+}
+
+// setA makes Pebble's DNS answer host with addrs.
+func (e *pebbleEnv) setA(t *testing.T, host string, addrs ...string) {
+	t.Helper()
+	e.post(t, e.dnsMgmtURL+"/add-a", map[string]any{"host": host, "addresses": addrs})
+}
+
+// setRenewalInfo makes Pebble's ARI answer for cert suggest the window
+// [start, end).
+func (e *pebbleEnv) setRenewalInfo(t *testing.T, cert *x509.Certificate, start, end time.Time) {
+	t.Helper()
+	ari, err := json.Marshal(map[string]any{"suggestedWindow": map[string]time.Time{"start": start, "end": end}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.post(t, e.mgmtURL+"/set-renewal-info/", map[string]string{
+		"Certificate": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})),
+		"ARIResponse": string(ari),
+	})
+}
+
+// attach routes Pebble's validations to m.
+func (e *pebbleEnv) attach(m *Manager) {
+	e.front.setManager(m)
+}
+
+// challengeFront is what Pebble validates against: an HTTP server on
+// httpPort and a TLS listener on tlsPort, answering through the attached
+// Manager's HTTPHandler and ALPN, the way the proxy's listeners do.
+type challengeFront struct {
+	httpPort, tlsPort int
+	manager           atomic.Pointer[Manager]
+	refuseHTTP        sync.Map // host -> true: answer 404 to HTTP-01
+	alpnServed        sync.Map // host -> *atomic.Int64: ALPN certificates served
+}
+
+func startChallengeFront(t *testing.T) *challengeFront {
+	t.Helper()
+	f := &challengeFront{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		m := f.manager.Load()
+		if _, refused := f.refuseHTTP.Load(host); refused || m == nil {
+			http.NotFound(w, r)
+			return
+		}
+		m.HTTPHandler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	f.httpPort = srv.Listener.Addr().(*net.TCPAddr).Port
+
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		NextProtos: []string{"h2", "http/1.1", ALPNProto},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			m := f.manager.Load()
+			if m == nil {
+				return nil, errors.New("no manager")
+			}
+			cert, err := m.ALPN(hello)
+			if cert == nil && err == nil {
+				return nil, errors.New("no challenge certificate")
+			}
+			if cert != nil {
+				n, _ := f.alpnServed.LoadOrStore(hello.ServerName, new(atomic.Int64))
+				n.(*atomic.Int64).Add(1)
+			}
+			return cert, err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.tlsPort = ln.Addr().(*net.TCPAddr).Port
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+				_ = conn.(*tls.Conn).Handshake()
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	return f
+}
+
+func (f *challengeFront) setManager(m *Manager) { f.manager.Store(m) }
+
+// alpnCount is how many TLS-ALPN-01 certificates were served for host.
+func (f *challengeFront) alpnCount(host string) int64 {
+	n, ok := f.alpnServed.Load(host)
+	if !ok {
+		return 0
+	}
+	return n.(*atomic.Int64).Load()
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -33,6 +33,18 @@ type Persister interface {
 	Save(c *config.Config) error
 }
 
+// Hooks let other components take part in changes. Both run under the
+// store's lock, so calls are serialised and in the order of the changes.
+type Hooks struct {
+	// Check vets a candidate configuration beyond its own validation (for
+	// example, that new certificate files load); an error refuses the
+	// change as invalid. old is the configuration in force.
+	Check func(old, next *config.Config) error
+	// Published is told about each configuration put in force, after its
+	// route table is published.
+	Published func(c *config.Config)
+}
+
 // Store holds the current configuration and the route table built from it.
 // Reads (Config, Table) are lock-free atomic loads; changes are serialised
 // by mu.
@@ -42,6 +54,7 @@ type Store struct {
 	reg     *backend.Registry
 
 	mu    sync.Mutex // serialises changes; held across validate, persist, publish
+	hooks Hooks      // guarded by mu
 	cfg   atomic.Pointer[config.Config]
 	table atomic.Pointer[route.Table]
 }
@@ -68,8 +81,19 @@ func (s *Store) Table() *route.Table { return s.table.Load() }
 // Backend returns the live backend with id, or nil.
 func (s *Store) Backend(id string) *backend.Backend { return s.reg.Get(id) }
 
+// SetHooks installs h and tells h.Published about the configuration in
+// force.
+func (s *Store) SetHooks(h Hooks) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hooks = h
+	if h.Published != nil {
+		h.Published(s.cfg.Load())
+	}
+}
+
 // Replace puts c (already loaded and validated, e.g. from the file on
-// SIGHUP) in force without persisting it.
+// SIGHUP) in force without persisting it. The Check hook still applies.
 func (s *Store) Replace(c *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -77,6 +101,11 @@ func (s *Store) Replace(c *config.Config) error {
 	next.Sort()
 	if err := next.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if s.hooks.Check != nil {
+		if err := s.hooks.Check(s.cfg.Load(), next); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
 	}
 	return s.publish(next)
 }
@@ -98,6 +127,11 @@ func (s *Store) commit(change func(c *config.Config) error, guard func(old, next
 	if guard != nil {
 		if err := guard(old, next); err != nil {
 			return nil, err
+		}
+	}
+	if s.hooks.Check != nil {
+		if err := s.hooks.Check(old, next); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 	}
 	if err := s.persist.Save(next); err != nil {
@@ -155,6 +189,9 @@ func (s *Store) publish(c *config.Config) error {
 	}
 	s.table.Store(route.Build(hosts))
 	s.cfg.Store(c)
+	if s.hooks.Published != nil {
+		s.hooks.Published(c)
+	}
 	return nil
 }
 

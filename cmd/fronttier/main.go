@@ -21,7 +21,6 @@ import (
 	"syscall"
 
 	"fronttier/internal/app"
-	"fronttier/internal/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -73,7 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // validate prints every problem of the file, one per line, or "ok".
 func validate(path string, stdout, stderr io.Writer) int {
-	if _, err := config.Load(path); err != nil {
+	if err := app.Validate(path); err != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration:\n", path)
 		for line := range strings.SplitSeq(err.Error(), "\n") {
 			fmt.Fprintf(stderr, "  %s\n", strings.TrimPrefix(line, "config "+path+": "))

@@ -13,12 +13,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"fronttier/internal/acme"
 	"fronttier/internal/admin"
 	"fronttier/internal/backend"
+	"fronttier/internal/certs"
 	"fronttier/internal/config"
 	"fronttier/internal/health"
 	"fronttier/internal/logging"
@@ -50,7 +53,10 @@ type App struct {
 	metrics *metrics.Metrics
 	reg     *backend.Registry
 	checker *health.Checker
+	certs   *certs.Manager
+	acme    *acme.Manager
 	store   *state.Store
+	domains map[string]bool // domains in force, for forgetting metrics; owned by published
 	proxy   *proxy.Handler
 	servers []*server
 }
@@ -68,6 +74,9 @@ func Run(ctx context.Context, o Options) error {
 	cfg, err := config.Load(o.ConfigPath)
 	if err != nil {
 		return err
+	}
+	if err := checkCertFiles(nil, cfg, time.Now(), false); err != nil {
+		return fmt.Errorf("config %s: %w", o.ConfigPath, err)
 	}
 	a, err := build(cfg, o)
 	if err != nil {
@@ -107,11 +116,22 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 	}), nil)
 	a.checker = health.New(healthOptions(cfg.HealthCheck, log, a.metrics.Registry()))
 	a.reg.Watch(a.checker)
+	if err := a.buildTLS(cfg); err != nil {
+		return nil, err
+	}
 	if a.store, err = state.New(cfg, a.reg, state.File{Path: o.ConfigPath}, log); err != nil {
 		return nil, err
 	}
+	a.store.SetHooks(state.Hooks{
+		Check: func(old, next *config.Config) error {
+			return checkCertFiles(old, next, time.Now(), true)
+		},
+		Published: a.published,
+	})
 	po := proxy.Options{
 		Routes:       a.store,
+		TLS:          a.certs,
+		Challenge:    a.acme.HTTPHandler(),
 		Observer:     a.metrics,
 		Failures:     a.checker,
 		Passive5xx:   cfg.HealthCheck.Passive5xx,
@@ -123,10 +143,15 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 		po.Access = a.access
 	}
 	a.proxy = proxy.New(po)
-	api := admin.New(admin.Options{Store: a.store, Metrics: a.metrics.Handler(), Log: log, Token: p.APIToken()})
+	api := admin.New(admin.Options{Store: a.store, Certs: certsAPI{a.certs}, Metrics: a.metrics.Handler(), Log: log, Token: p.APIToken()})
 
 	if p.ListenAddrHTTP != "" {
 		if err := a.listen("http", p.ListenAddrHTTP, a.proxy, &p); err != nil {
+			return nil, err
+		}
+	}
+	if p.ListenAddr != "" {
+		if err := a.listen("https", p.ListenAddr, a.proxy, &p); err != nil {
 			return nil, err
 		}
 	}
@@ -170,6 +195,10 @@ func (a *App) listen(name, addr string, h http.Handler, p *config.Proxy) error {
 	if name == "http" || name == "https" {
 		srv.ConnState = a.metrics.ConnState
 	}
+	if name == "https" {
+		srv.TLSConfig = a.certs.TLSConfig()
+		srv.ErrorLog = a.certs.HandshakeErrorLog(a.log.Logger)
+	}
 	a.servers = append(a.servers, &server{name: name, ln: ln, srv: srv})
 	return nil
 }
@@ -184,7 +213,13 @@ func (a *App) serve(ctx context.Context) error {
 		addrs[s.name] = s.ln.Addr().String()
 		log.Info("listening", "listener", s.name, "addr", s.ln.Addr().String())
 		go func() {
-			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+			var err error
+			if s.srv.TLSConfig != nil {
+				err = s.srv.ServeTLS(s.ln, "", "") // keeps HTTP/2 by ALPN
+			} else {
+				err = s.srv.Serve(s.ln)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("%s listener: %w", s.name, err)
 			}
 		}()
@@ -195,15 +230,16 @@ func (a *App) serve(ctx context.Context) error {
 	cfg := a.store.Config()
 	log.Info("fronttier started", "config", a.o.ConfigPath, "domains", len(cfg.VirtualHosts), "backends", len(cfg.Backends))
 
+	// Background work (health checks, certificate watching, ACME) runs
+	// until the servers have drained, then stops and is waited for.
 	bg, stopBG := context.WithCancel(context.Background())
-	checked := make(chan struct{})
-	go func() {
-		a.checker.Run(bg)
-		close(checked)
-	}()
+	var wg sync.WaitGroup
+	for _, r := range []interface{ Run(context.Context) }{a.checker, a.certs, a.acme} {
+		wg.Go(func() { r.Run(bg) })
+	}
 	defer func() {
 		stopBG()
-		<-checked
+		wg.Wait()
 	}()
 
 	var runErr error

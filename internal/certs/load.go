@@ -19,7 +19,7 @@ import (
 
 // Errors LoadPair wraps for certificates outside their validity period.
 var (
-	errExpired     = errors.New("certificate expired")
+	ErrExpired     = errors.New("certificate expired")
 	errNotYetValid = errors.New("certificate not yet valid")
 )
 
@@ -84,7 +84,7 @@ func parsePair(certPath, keyPath string, certPEM, keyPEM []byte, now time.Time) 
 		return nil, fmt.Errorf("certificate %s and key %s do not match (the key is not the certificate's private key)", certPath, keyPath)
 	}
 	if now.After(leaf.NotAfter) {
-		return nil, fmt.Errorf("certificate %s expired on %s: %w", certPath, leaf.NotAfter.UTC().Format(time.RFC3339), errExpired)
+		return nil, fmt.Errorf("certificate %s expired on %s: %w", certPath, leaf.NotAfter.UTC().Format(time.RFC3339), ErrExpired)
 	}
 	if now.Before(leaf.NotBefore) {
 		return nil, fmt.Errorf("certificate %s is not valid until %s: %w", certPath, leaf.NotBefore.UTC().Format(time.RFC3339), errNotYetValid)

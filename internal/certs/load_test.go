@@ -98,7 +98,7 @@ func TestLoadPairErrors(t *testing.T) {
 		{name: "key of another certificate", cert: good.certPEM, key: other.keyPEM, wantFile: "both", want: []string{"do not match"}},
 		{name: "leaf not first", cert: wrongOrder, key: chained.keyPEM, wantFile: "both", want: []string{"certificate #2", "leaf certificate first"}},
 		{name: "expired", cert: expired.certPEM, key: expired.keyPEM, wantFile: "cert",
-			want: []string{"expired on " + expired.leaf.NotAfter.UTC().Format(time.RFC3339)}, wantIs: errExpired},
+			want: []string{"expired on " + expired.leaf.NotAfter.UTC().Format(time.RFC3339)}, wantIs: ErrExpired},
 		{name: "not yet valid", cert: future.certPEM, key: future.keyPEM, wantFile: "cert", want: []string{"not valid until"}, wantIs: errNotYetValid},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,154 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"fronttier/internal/acme"
+	"fronttier/internal/admin"
+	"fronttier/internal/certs"
+	"fronttier/internal/config"
+)
+
+// buildTLS creates the certificate store and the ACME manager feeding it.
+// The ACME manager exists even with no lets_encrypt host: one may be added
+// over the API, and an idle manager contacts no one.
+func (a *App) buildTLS(cfg *config.Config) error {
+	log := a.log.Logger
+	a.certs = certs.New(certs.Options{
+		Log:            log,
+		Registerer:     a.metrics.Registry(),
+		RenewalWarning: time.Duration(cfg.LetsEncrypt.RenewalDaysBeforeExpiry) * 24 * time.Hour,
+	})
+	le := cfg.LetsEncrypt
+	dir := le.DirectoryURL
+	if dir == "" {
+		dir = acme.LetsEncryptProduction
+		if le.Staging {
+			dir = acme.LetsEncryptStaging
+		}
+	}
+	var err error
+	a.acme, err = acme.New(acme.Options{
+		Email:        le.Email,
+		DirectoryURL: dir,
+		CARoot:       le.CARoot,
+		CacheDir:     le.CacheDir,
+		RenewalCheck: secs(le.RenewalCheckIntervalSecs),
+		RenewBefore:  time.Duration(le.RenewalDaysBeforeExpiry) * 24 * time.Hour,
+		Installer:    a.certs,
+		Log:          log,
+		Registerer:   a.metrics.Registry(),
+	})
+	if err != nil {
+		return fmt.Errorf("lets_encrypt: %w", err)
+	}
+	a.certs.SetACME(a.acme)
+	return nil
+}
+
+// published follows the configuration in force: certificates, ACME domains
+// and the metrics of domains that are gone. The store calls it in order,
+// under its lock.
+func (a *App) published(c *config.Config) {
+	a.certs.Sync(certHosts(c))
+	a.certs.SetDefault(c.Proxy.DefaultCertificate)
+	a.acme.Sync(acmeDomains(c))
+	now := make(map[string]bool, len(c.VirtualHosts))
+	for _, v := range c.VirtualHosts {
+		now[v.Domain] = true
+	}
+	for d := range a.domains {
+		if !now[d] {
+			a.metrics.Forget(d)
+		}
+	}
+	a.domains = now
+}
+
+// certHosts lists the hosts served on HTTPS with their certificate sources.
+func certHosts(c *config.Config) []certs.Host {
+	hosts := make([]certs.Host, 0, len(c.VirtualHosts))
+	for _, v := range c.VirtualHosts {
+		h := certs.Host{Domain: v.Domain}
+		if s := v.CertificateSource; s != nil && v.TLS() {
+			h.Source, h.CertPath, h.KeyPath = s.Type, s.CertPath, s.KeyPath
+		}
+		hosts = append(hosts, h)
+	}
+	return hosts
+}
+
+// acmeDomains lists the hosts whose certificates come from ACME.
+func acmeDomains(c *config.Config) []string {
+	var ds []string
+	for _, v := range c.VirtualHosts {
+		if s := v.CertificateSource; s != nil && s.Type == config.SourceLetsEncrypt && v.TLS() {
+			ds = append(ds, v.Domain)
+		}
+	}
+	return ds
+}
+
+// checkCertFiles loads the file certificates of next whose source is new or
+// changed since old (all of them when old is nil) and returns every failure,
+// each naming its host. Expired certificates count only when strict: an
+// API change must not install one, but a server must not refuse to start
+// (and so take every other domain down) because one certificate lapsed.
+func checkCertFiles(old, next *config.Config, now time.Time, strict bool) error {
+	var errs []error
+	for i, v := range next.VirtualHosts {
+		s := v.CertificateSource
+		if s == nil || s.Type != config.SourceFile || !v.TLS() {
+			continue
+		}
+		if old != nil {
+			if o := old.Host(v.Domain); o != nil && o.CertificateSource != nil && *o.CertificateSource == *s && o.TLS() {
+				continue
+			}
+		}
+		if _, err := certs.LoadPair(s.CertPath, s.KeyPath, now); err != nil {
+			if !strict && errors.Is(err, certs.ErrExpired) {
+				continue
+			}
+			errs = append(errs, &config.FieldError{
+				Key: fmt.Sprintf("virtual_hosts[%d].certificate_source", i),
+				Err: fmt.Errorf("%s: %w", v.Domain, err),
+			})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate loads the configuration at path and checks it as `fronttier
+// validate` does: the file itself, then every certificate file it names
+// (expired ones included).
+func Validate(path string) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	return checkCertFiles(nil, cfg, time.Now(), true)
+}
+
+// certsAPI adapts the certificate store to the management API, mapping its
+// errors to statuses.
+type certsAPI struct{ m *certs.Manager }
+
+func (c certsAPI) List() any { return c.m.List() }
+
+func (c certsAPI) Reload(domain string) error {
+	err := c.m.Reload(domain)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, certs.ErrNotFound), errors.Is(err, acme.ErrNotManaged):
+		return &admin.Error{Code: http.StatusNotFound, Msg: fmt.Sprintf("no certificate is configured for domain %q", domain)}
+	case errors.Is(err, acme.ErrNoCertificate):
+		return &admin.Error{Code: http.StatusConflict, Msg: err.Error()}
+	default: // the files do not load: the old certificate is still served
+		return &admin.Error{Code: http.StatusBadRequest, Msg: "certificate not reloaded, the previous one is still served: " + err.Error()}
+	}
+}

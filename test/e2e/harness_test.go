@@ -222,8 +222,17 @@ type process struct {
 
 func startProcess(t testing.TB, bin string, args ...string) *process {
 	t.Helper()
+	return startProcessEnv(t, nil, bin, args...)
+}
+
+// startProcessEnv is startProcess with env added to the environment.
+func startProcessEnv(t testing.TB, env []string, bin string, args ...string) *process {
+	t.Helper()
 	p := &process{out: newLogCapture(), done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
@@ -364,6 +373,10 @@ type conf struct {
 	Backends  []backendConf
 	Metrics   bool // enable the dedicated metrics listener
 	AccessLog bool
+	// CacheDir is [lets_encrypt] cache_dir; writeConfig sets it beside the
+	// file when empty, so that no test creates the default "acme-cache"
+	// in the working directory.
+	CacheDir string
 }
 
 type domainConf struct{ Domain, Tag string }
@@ -399,6 +412,9 @@ listen_addr = "127.0.0.1:0"
 interval_secs = 1
 timeout_secs = 1
 `, c.AccessLog, c.Metrics)
+	if c.CacheDir != "" {
+		fmt.Fprintf(&s, "\n[lets_encrypt]\ncache_dir = %q\n", c.CacheDir)
+	}
 	for _, d := range c.Domains {
 		fmt.Fprintf(&s, "\n[[virtual_hosts]]\ndomain = %q\nenabled_backends_tag = %q\n", d.Domain, d.Tag)
 	}
@@ -415,7 +431,11 @@ timeout_secs = 1
 // writeConfig writes c to config.toml in a new temporary directory.
 func writeConfig(t testing.TB, c conf) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "config.toml")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.toml")
+	if c.CacheDir == "" {
+		c.CacheDir = filepath.Join(dir, "acme-cache")
+	}
 	writeFile(t, path, c.String())
 	return path
 }
@@ -445,6 +465,7 @@ type proxyProc struct {
 	t       testing.TB
 	Config  string // the --config file
 	HTTP    string // addresses of its listeners
+	HTTPS   string // "" unless listen_addr is set
 	API     string
 	Metrics string // "" unless [metrics] is enabled
 	client  *http.Client
@@ -463,7 +484,9 @@ func startProxy(t testing.TB, path string) *proxyProc {
 	t.Helper()
 	p := &proxyProc{process: startProcess(t, fronttierBin, "--config", path), t: t, Config: path}
 	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 32}
-	p.client = &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	p.client = &http.Client{Transport: tr, Timeout: 60 * time.Second,
+		// Redirects (HTTP -> HTTPS) are the proxy's answer under test.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
 		if t.Failed() {
@@ -483,6 +506,8 @@ func startProxy(t testing.TB, path string) *proxyProc {
 		switch m["listener"] {
 		case "http":
 			p.HTTP = addr
+		case "https":
+			p.HTTPS = addr
 		case "api":
 			p.API = addr
 		case "metrics":

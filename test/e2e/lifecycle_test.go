@@ -194,6 +194,7 @@ func TestSIGHUPReload(t *testing.T) {
 	c := conf{
 		Domains:  []domainConf{{"old.example.com", "a"}},
 		Backends: []backendConf{be("a1", a1, "a"), be("n1", n1, "n")},
+		CacheDir: filepath.Join(t.TempDir(), "acme-cache"),
 	}
 	p := newProxy(t, c)
 	if resp, _ := p.get(t, "new.example.com", "/"); resp.StatusCode != http.StatusNotFound {

@@ -71,7 +71,9 @@ func (t *Table) Lookup(name string) *Host {
 }
 
 // Normalise strips a port and a trailing dot from a Host header value and
-// lower-cases it. IPv6 literals keep their brackets.
+// lower-cases its ASCII letters. IPv6 literals keep their brackets. Only
+// ASCII is folded, as configured domains are (Unicode folding would map the
+// Kelvin sign to "k", but only when an ASCII capital made it fold at all).
 func Normalise(host string) string {
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
 		host = host[:i]
@@ -81,7 +83,13 @@ func Normalise(host string) string {
 	}
 	for i := 0; i < len(host); i++ {
 		if c := host[i]; c >= 'A' && c <= 'Z' {
-			return strings.ToLower(host)
+			b := []byte(host)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; c >= 'A' && c <= 'Z' {
+					b[j] = c + ('a' - 'A')
+				}
+			}
+			return string(b)
 		}
 	}
 	return host

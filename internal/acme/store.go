@@ -48,14 +48,13 @@ type fileStore struct {
 
 var _ store = (*fileStore)(nil)
 
-// newFileStore creates root (0700) when missing.
+// newFileStore returns the store rooted at root. The directory (0700) is
+// created by the first write, so a proxy with no ACME domain leaves no
+// trace on disk.
 func newFileStore(root, directoryURL string) (*fileStore, error) {
 	u, err := url.Parse(directoryURL)
 	if err != nil {
 		return nil, fmt.Errorf("cache: directory URL: %w", err)
-	}
-	if err := os.MkdirAll(root, dirMode); err != nil {
-		return nil, fmt.Errorf("cache: create %s: %w", root, err)
 	}
 	return &fileStore{root: root, ca: safeName(u.Host + u.Path)}, nil
 }

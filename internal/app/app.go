@@ -56,7 +56,6 @@ type App struct {
 	certs   *certs.Manager
 	acme    *acme.Manager
 	store   *state.Store
-	domains map[string]bool // domains in force, for forgetting metrics; owned by published
 	proxy   *proxy.Handler
 	servers []*server
 }

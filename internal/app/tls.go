@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 
 	"fronttier/internal/acme"
@@ -46,26 +47,49 @@ func (a *App) buildTLS(cfg *config.Config) error {
 		return fmt.Errorf("lets_encrypt: %w", err)
 	}
 	a.certs.SetACME(a.acme)
+	if len(acmeDomains(cfg)) > 0 {
+		// Fail at start, not at the first issuance, when the cache cannot
+		// be created.
+		if err := os.MkdirAll(le.CacheDir, 0o700); err != nil {
+			return fmt.Errorf("lets_encrypt.cache_dir: %w", err)
+		}
+	}
 	return nil
 }
 
 // published follows the configuration in force: certificates, ACME domains
 // and the metrics of domains that are gone. The store calls it in order,
-// under its lock.
-func (a *App) published(c *config.Config) {
-	a.certs.Sync(certHosts(c))
-	a.certs.SetDefault(c.Proxy.DefaultCertificate)
-	a.acme.Sync(acmeDomains(c))
-	now := make(map[string]bool, len(c.VirtualHosts))
-	for _, v := range c.VirtualHosts {
-		now[v.Domain] = true
-	}
-	for d := range a.domains {
-		if !now[d] {
-			a.metrics.Forget(d)
+// under its lock. When only one domain changed and not in a way that
+// concerns certificates (a switch), nothing needs doing: with tens of
+// thousands of domains a switch must stay cheap.
+func (a *App) published(old, next *config.Config, domain string) {
+	if domain != "" && old != nil {
+		was, is := old.Host(domain), next.Host(domain)
+		if was != nil && is != nil && sameTLS(was, is) {
+			return
+		}
+		if is == nil {
+			a.metrics.Forget(domain)
+		}
+	} else if old != nil {
+		for _, v := range old.VirtualHosts {
+			if next.Host(v.Domain) == nil {
+				a.metrics.Forget(v.Domain)
+			}
 		}
 	}
-	a.domains = now
+	a.certs.Sync(certHosts(next))
+	a.certs.SetDefault(next.Proxy.DefaultCertificate)
+	a.acme.Sync(acmeDomains(next))
+}
+
+// sameTLS reports whether two versions of a host need the same
+// certificate handling.
+func sameTLS(a, b *config.VirtualHost) bool {
+	if a.TLS() != b.TLS() || (a.CertificateSource == nil) != (b.CertificateSource == nil) {
+		return false
+	}
+	return a.CertificateSource == nil || *a.CertificateSource == *b.CertificateSource
 }
 
 // certHosts lists the hosts served on HTTPS with their certificate sources.

@@ -253,6 +253,17 @@ func (c *Config) Clone() *Config {
 	return &n
 }
 
+// CloneShallow returns a copy whose host and backend slices are its own,
+// so items can be added, removed and replaced, but whose items share
+// pointers and tag slices with c: an item to be edited in place must be
+// replaced by its Clone first.
+func (c *Config) CloneShallow() *Config {
+	n := *c
+	n.VirtualHosts = slices.Clone(c.VirtualHosts)
+	n.Backends = slices.Clone(c.Backends)
+	return &n
+}
+
 // Clone returns a deep copy of the host.
 func (v VirtualHost) Clone() VirtualHost {
 	if v.HTTPToHTTPS != nil {

@@ -11,37 +11,55 @@ import (
 // normalised (Parse does it).
 func (c *Config) Validate() error {
 	var v validator
-	c.validateProxy(&v)
-	c.validateLogging(&v)
-	c.validateHealth(&v)
-	c.validateLetsEncrypt(&v)
+	c.validateShared(&v)
+	seenDomain := make(map[string]int, len(c.VirtualHosts))
+	for i := range c.VirtualHosts {
+		h := &c.VirtualHosts[i]
+		if j, dup := seenDomain[h.Domain]; dup && h.Domain != "" {
+			v.add(fmt.Sprintf("virtual_hosts[%d].domain", i), fmt.Errorf("%q is already defined by virtual_hosts[%d]", h.Domain, j))
+		}
+		seenDomain[h.Domain] = i
+		if err := h.Validate(c); err != nil { // the key is built only for a problem
+			v.check(fmt.Sprintf("virtual_hosts[%d]", i), err)
+		}
+	}
+	seenID := make(map[string]int, len(c.Backends))
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		if j, dup := seenID[b.ID]; dup && b.ID != "" {
+			v.add(fmt.Sprintf("backends[%d].id", i), fmt.Errorf("%q is already used by backends[%d]", b.ID, j))
+		}
+		seenID[b.ID] = i
+		if err := b.Validate(); err != nil {
+			v.check(fmt.Sprintf("backends[%d]", i), err)
+		}
+	}
+	return v.err()
+}
+
+// ValidateShared checks what a change to one host or backend can break
+// beyond that item itself: the sections and the references between them
+// (proxy.default_certificate naming a host, lets_encrypt hosts needing a
+// cache). A change of a valid configuration that validates its own item and
+// keeps ids and domains unique needs only this; it costs no allocation per
+// host or backend, so it stays cheap with tens of thousands of them.
+func (c *Config) ValidateShared() error {
+	var v validator
+	c.validateShared(&v)
+	return v.err()
+}
+
+func (c *Config) validateShared(v *validator) {
+	c.validateProxy(v)
+	c.validateLogging(v)
+	c.validateHealth(v)
+	c.validateLetsEncrypt(v)
 	if c.Debug.PprofAddr != "" {
 		v.check("debug.pprof_addr", CheckListenAddr(c.Debug.PprofAddr))
 	}
 	if c.Metrics.Enabled {
 		v.check("metrics.listen_addr", CheckListenAddr(c.Metrics.ListenAddr))
 	}
-	seenDomain := make(map[string]int, len(c.VirtualHosts))
-	for i := range c.VirtualHosts {
-		h := &c.VirtualHosts[i]
-		key := fmt.Sprintf("virtual_hosts[%d]", i)
-		if j, dup := seenDomain[h.Domain]; dup && h.Domain != "" {
-			v.add(key+".domain", fmt.Errorf("%q is already defined by virtual_hosts[%d]", h.Domain, j))
-		}
-		seenDomain[h.Domain] = i
-		v.check(key, h.Validate(c))
-	}
-	seenID := make(map[string]int, len(c.Backends))
-	for i := range c.Backends {
-		b := &c.Backends[i]
-		key := fmt.Sprintf("backends[%d]", i)
-		if j, dup := seenID[b.ID]; dup && b.ID != "" {
-			v.add(key+".id", fmt.Errorf("%q is already used by backends[%d]", b.ID, j))
-		}
-		seenID[b.ID] = i
-		v.check(key, b.Validate())
-	}
-	return v.err()
 }
 
 func (c *Config) validateProxy(v *validator) {

@@ -2,6 +2,8 @@ package state
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"fronttier/internal/config"
 )
@@ -22,11 +24,11 @@ func (s *Store) AddDomain(v config.VirtualHost) (config.VirtualHost, error) {
 	if err := v.Validate(nil); err != nil {
 		return config.VirtualHost{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	next, err := s.commit(func(c *config.Config) error {
+	next, err := s.commit(scope{domain: v.Domain}, func(c *config.Config) error {
 		if c.Host(v.Domain) != nil {
 			return fmt.Errorf("%w: domain %q", ErrExists, v.Domain)
 		}
-		c.VirtualHosts = append(c.VirtualHosts, v.Clone())
+		c.VirtualHosts = insertSorted(c.VirtualHosts, v.Clone(), func(h config.VirtualHost) string { return h.Domain })
 		return nil
 	}, nil)
 	if err != nil {
@@ -47,7 +49,7 @@ func (s *Store) UpdateDomain(domain string, edit func(v *config.VirtualHost) err
 func (s *Store) UpdateDomainIf(domain string, check DomainCheck, edit func(v *config.VirtualHost) error, force bool) (config.VirtualHost, error) {
 	domain = config.NormaliseDomain(domain)
 	var oldTag string
-	next, err := s.commit(func(c *config.Config) error {
+	next, err := s.commit(scope{domain: domain}, func(c *config.Config) error {
 		v := c.Host(domain)
 		if check != nil {
 			if err := check(v); err != nil {
@@ -57,6 +59,7 @@ func (s *Store) UpdateDomainIf(domain string, check DomainCheck, edit func(v *co
 		if v == nil {
 			return fmt.Errorf("%w: domain %q", ErrNotFound, domain)
 		}
+		*v = v.Clone() // c is a shallow copy: edit our own
 		oldTag = v.EnabledBackendsTag
 		if err := edit(v); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -111,7 +114,7 @@ func (s *Store) DeleteDomain(domain string) error {
 // DeleteDomainIf is DeleteDomain when check passes.
 func (s *Store) DeleteDomainIf(domain string, check DomainCheck) error {
 	domain = config.NormaliseDomain(domain)
-	_, err := s.commit(func(c *config.Config) error {
+	_, err := s.commit(scope{domain: domain}, func(c *config.Config) error {
 		if check != nil {
 			if err := check(c.Host(domain)); err != nil {
 				return err
@@ -139,11 +142,11 @@ func (s *Store) AddBackend(b config.Backend) (config.Backend, error) {
 	if err := b.Validate(); err != nil {
 		return config.Backend{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	next, err := s.commit(func(c *config.Config) error {
+	next, err := s.commit(scope{}, func(c *config.Config) error {
 		if c.Backend(b.ID) != nil {
 			return fmt.Errorf("%w: backend %q", ErrExists, b.ID)
 		}
-		c.Backends = append(c.Backends, b.Clone())
+		c.Backends = insertSorted(c.Backends, b.Clone(), func(b config.Backend) string { return b.ID })
 		return nil
 	}, nil)
 	if err != nil {
@@ -161,7 +164,7 @@ func (s *Store) UpdateBackend(id string, edit func(b *config.Backend) error, for
 
 // UpdateBackendIf is UpdateBackend when check passes.
 func (s *Store) UpdateBackendIf(id string, check BackendCheck, edit func(b *config.Backend) error, force bool) (config.Backend, error) {
-	next, err := s.commit(func(c *config.Config) error {
+	next, err := s.commit(scope{}, func(c *config.Config) error {
 		b := c.Backend(id)
 		if check != nil {
 			if err := check(b); err != nil {
@@ -171,6 +174,7 @@ func (s *Store) UpdateBackendIf(id string, check BackendCheck, edit func(b *conf
 		if b == nil {
 			return fmt.Errorf("%w: backend %q", ErrNotFound, id)
 		}
+		*b = b.Clone() // c is a shallow copy: edit our own
 		if err := edit(b); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
@@ -202,7 +206,7 @@ func (s *Store) DeleteBackend(id string, force bool) error {
 
 // DeleteBackendIf is DeleteBackend when check passes.
 func (s *Store) DeleteBackendIf(id string, check BackendCheck, force bool) error {
-	_, err := s.commit(func(c *config.Config) error {
+	_, err := s.commit(scope{}, func(c *config.Config) error {
 		if check != nil {
 			if err := check(c.Backend(id)); err != nil {
 				return err
@@ -227,4 +231,11 @@ func (s *Store) orphanGuard(force bool) func(old, next *config.Config) error {
 		return nil
 	}
 	return checkOrphans
+}
+
+// insertSorted inserts item into items, kept sorted by key.
+func insertSorted[T any](items []T, item T, key func(T) string) []T {
+	k := key(item)
+	i, _ := slices.BinarySearchFunc(items, k, func(e T, k string) int { return strings.Compare(key(e), k) })
+	return slices.Insert(items, i, item)
 }

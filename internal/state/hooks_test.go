@@ -26,7 +26,7 @@ func TestHooks(t *testing.T) {
 			}
 			return nil
 		},
-		Published: func(c *config.Config) { published = append(published, len(c.VirtualHosts)) },
+		Published: func(_, c *config.Config, _ string) { published = append(published, len(c.VirtualHosts)) },
 	})
 	if len(published) != 1 || published[0] != 0 {
 		t.Fatalf("SetHooks published %v, want the configuration in force once", published)

@@ -42,7 +42,9 @@ type Hooks struct {
 	Check func(old, next *config.Config) error
 	// Published is told about each configuration put in force, after its
 	// route table is published.
-	Published func(c *config.Config)
+	// domain is the only host that changed, or "" when anything may have
+	// (backends, a reload, the first call).
+	Published func(old, next *config.Config, domain string)
 }
 
 // Store holds the current configuration and the route table built from it.
@@ -53,8 +55,9 @@ type Store struct {
 	persist Persister
 	reg     *backend.Registry
 
-	mu    sync.Mutex // serialises changes; held across validate, persist, publish
-	hooks Hooks      // guarded by mu
+	mu    sync.Mutex                // serialises changes; held across validate, persist, publish
+	hooks Hooks                     // guarded by mu
+	pools map[poolKey]*balance.Pool // guarded by mu: the pools of the table in force
 	cfg   atomic.Pointer[config.Config]
 	table atomic.Pointer[route.Table]
 }
@@ -66,7 +69,7 @@ func New(cfg *config.Config, reg *backend.Registry, persist Persister, log *slog
 	s := &Store{log: log, persist: persist, reg: reg}
 	c := cfg.Clone()
 	c.Sort()
-	if err := s.publish(c); err != nil {
+	if err := s.publish(nil, c, scope{}); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -88,7 +91,7 @@ func (s *Store) SetHooks(h Hooks) {
 	defer s.mu.Unlock()
 	s.hooks = h
 	if h.Published != nil {
-		h.Published(s.cfg.Load())
+		h.Published(nil, s.cfg.Load(), "")
 	}
 }
 
@@ -107,21 +110,41 @@ func (s *Store) Replace(c *config.Config) error {
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 	}
-	return s.publish(next)
+	return s.publish(s.cfg.Load(), next, scope{})
+}
+
+// scope says what a change touched, so that publishing can do only the
+// work that change needs. The zero scope means anything may have changed.
+type scope struct {
+	// domain, when set, is the only virtual host the change added,
+	// edited or removed; the change must not touch backends at all (the
+	// list is shared with the configuration in force).
+	domain string
 }
 
 // commit applies change to a copy of the configuration in force, checks it
 // with guard (may be nil) and, if all is well, persists and publishes it.
-func (s *Store) commit(change func(c *config.Config) error, guard func(old, next *config.Config) error) (*config.Config, error) {
+// change must validate the items it adds or edits, keep domains and ids
+// unique and keep both lists sorted (insertSorted); the configuration in
+// force is valid, so only the shared rules are checked here again. An item
+// edited in place must first be replaced by its Clone (next is a shallow
+// copy).
+func (s *Store) commit(sc scope, change func(c *config.Config) error, guard func(old, next *config.Config) error) (*config.Config, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.cfg.Load()
-	next := old.Clone()
+	var next *config.Config
+	if sc.domain != "" {
+		n := *old // backends are untouched by a domain change: share them
+		n.VirtualHosts = slices.Clone(old.VirtualHosts)
+		next = &n
+	} else {
+		next = old.CloneShallow()
+	}
 	if err := change(next); err != nil {
 		return nil, err
 	}
-	next.Sort()
-	if err := next.Validate(); err != nil {
+	if err := next.ValidateShared(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if guard != nil {
@@ -137,62 +160,12 @@ func (s *Store) commit(change func(c *config.Config) error, guard func(old, next
 	if err := s.persist.Save(next); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPersist, err)
 	}
-	if err := s.publish(next); err != nil {
+	if err := s.publish(old, next, sc); err != nil {
 		// The file holds next, which validated; building its table cannot
 		// fail for a valid configuration, so this is a programming error.
 		return nil, fmt.Errorf("publish: %w", err)
 	}
 	return next, nil
-}
-
-// publish builds the route table for c, syncs the backend registry and
-// swaps both pointers.
-func (s *Store) publish(c *config.Config) error {
-	specs := make([]backend.Spec, len(c.Backends))
-	for i, b := range c.Backends {
-		specs[i] = backend.Spec{ID: b.ID, Addr: b.Address}
-	}
-	live := s.reg.Sync(specs)
-
-	type poolKey struct{ tag, policy string }
-	pools := make(map[poolKey]*balance.Pool)
-	hosts := make([]*route.Host, 0, len(c.VirtualHosts))
-	var byTag map[string][]int // tag -> indexes into c.Backends, built lazily
-	for i := range c.VirtualHosts {
-		v := &c.VirtualHosts[i]
-		key := poolKey{v.EnabledBackendsTag, v.LBPolicy}
-		pool := pools[key]
-		if pool == nil {
-			if byTag == nil {
-				byTag = tagIndex(c)
-			}
-			idx := byTag[v.EnabledBackendsTag]
-			members := make([]*backend.Backend, len(idx))
-			weights := make([]int, len(idx))
-			for j, k := range idx {
-				members[j] = live[c.Backends[k].ID]
-				weights[j] = c.Backends[k].Weight
-			}
-			var err error
-			if pool, err = balance.NewPool(v.LBPolicy, members, weights); err != nil {
-				return fmt.Errorf("virtual host %s: %w", v.Domain, err)
-			}
-			pools[key] = pool
-		}
-		hosts = append(hosts, &route.Host{
-			Domain:   v.Domain,
-			Tag:      v.EnabledBackendsTag,
-			Redirect: v.Redirect(),
-			TLS:      v.TLS(),
-			Pool:     pool,
-		})
-	}
-	s.table.Store(route.Build(hosts))
-	s.cfg.Store(c)
-	if s.hooks.Published != nil {
-		s.hooks.Published(c)
-	}
-	return nil
 }
 
 // tagIndex maps each tag to the indexes of the backends carrying it, in

@@ -107,6 +107,7 @@ type leafOpts struct {
 	RSA       bool      // RSA 2048 key instead of ECDSA P-256
 	NotBefore time.Time // zero: an hour ago
 	NotAfter  time.Time // zero: 5 days from now
+	IPs       []net.IP  // IP address SANs
 }
 
 // leaf is a certificate and its key, PEM encoded; Chain is the leaf
@@ -146,6 +147,7 @@ func (ca *testCA) issue(t testing.TB, names []string, o leafOpts) leaf {
 		SerialNumber: randSerial(t),
 		Subject:      pkix.Name{CommonName: names[0]},
 		DNSNames:     names,
+		IPAddresses:  o.IPs,
 		NotBefore:    o.NotBefore,
 		NotAfter:     o.NotAfter,
 		KeyUsage:     ku,

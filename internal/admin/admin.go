@@ -214,8 +214,16 @@ func message(err error) string {
 	if errors.Is(err, state.ErrPersist) {
 		return "could not save the configuration, nothing was changed: " + err.Error()
 	}
-	return strings.ReplaceAll(err.Error(), "\n", "; ")
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) > maxProblems {
+		lines = append(lines[:maxProblems], fmt.Sprintf("and %d more problems", len(lines)-maxProblems))
+	}
+	return strings.Join(lines, "; ")
 }
+
+// maxProblems bounds the problems one error answer lists, so its size stays
+// proportionate whatever the request.
+const maxProblems = 20
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	body, err := json.MarshalIndent(v, "", "  ")

@@ -109,6 +109,8 @@ func TestBadInput(t *testing.T) {
 		{name: "unicode id", req: post(backends, `{"id": "wéb", "address": "10.0.0.1:80"}`), wantCode: 400},
 		{name: "65-character id", req: post(backends, `{"id": "`+strings.Repeat("x", 65)+`", "address": "10.0.0.1:80"}`), wantCode: 400},
 		{name: "duplicate tags", req: put(backend, `{"tags": ["a", "a"]}`), wantCode: 400},
+		{name: "too many tags", req: put(backend, `{"tags": [`+strings.Repeat(`"a",`, 200000)+`"a"]}`), wantCode: 400},
+		{name: "many bad tags", req: put(backend, `{"tags": [`+strings.Repeat(`"a b",`, 99)+`"a"]}`), wantCode: 400},
 		{name: "address without port", req: put(backend, `{"address": "10.0.0.1"}`), wantCode: 400},
 		{name: "address port 0", req: put(backend, `{"address": "10.0.0.1:0"}`), wantCode: 400},
 		{name: "address port out of range", req: put(backend, `{"address": "10.0.0.1:65536"}`), wantCode: 400},
@@ -232,6 +234,9 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("%s %.80s = %d %s, want %d", tt.req.method, tt.req.path, r.code, body, tt.wantCode)
 			}
 			checkJSONError(t, r)
+			if len(r.body) > 4096+len(tt.req.path) { // a message may quote the path
+				t.Errorf("error answer of %d bytes; it should stay short", len(r.body))
+			}
 			if got := e.store.Config(); got != before || !reflect.DeepEqual(got, before) {
 				t.Error("the configuration in force changed")
 			}

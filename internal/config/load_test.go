@@ -385,6 +385,11 @@ key_path = "/etc/ssl/k.pem\n"
 			wantErrs: []string{"virtual_hosts[0].domain:"},
 		},
 		{
+			name:     "too many tags",
+			doc:      minimal + "[[backends]]\nid = \"a\"\naddress = \"h:1\"\ntags = [" + strings.Repeat(`"t", `, 101) + "]\n",
+			wantErrs: []string{"backends[0].tags: 101 tags; a backend may carry at most 100"},
+		},
+		{
 			name:     "bad log format",
 			doc:      minimal + "[logging]\nformat = \"xml\"\n",
 			wantErrs: []string{`logging.format: "xml" is not one of "text", "json"`},

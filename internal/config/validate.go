@@ -194,6 +194,11 @@ func checkPath(p string) error {
 	return nil
 }
 
+// MaxTags bounds the tags of one backend, so a hostile list cannot make
+// validation report (and the API answer) one problem per entry by the
+// hundred thousand.
+const MaxTags = 100
+
 // Validate checks one backend on its own; keys are relative to it.
 func (b *Backend) Validate() error {
 	var v validator
@@ -202,6 +207,10 @@ func (b *Backend) Validate() error {
 		v.add("address", errors.New("must not be empty"))
 	} else {
 		v.check("address", CheckHostPort(b.Address))
+	}
+	if len(b.Tags) > MaxTags {
+		v.add("tags", fmt.Errorf("%d tags; a backend may carry at most %d", len(b.Tags), MaxTags))
+		return v.err()
 	}
 	seen := make(map[string]bool, len(b.Tags))
 	for i, t := range b.Tags {

@@ -110,6 +110,7 @@ type backendObj struct {
 	Address        string   `json:"address"`
 	Tags           []string `json:"tags"`
 	Healthy        *bool    `json:"healthy"`
+	Health         string   `json:"health"`
 	ActiveRequests int64    `json:"active_requests"`
 }
 

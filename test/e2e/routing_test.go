@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -73,54 +70,7 @@ func TestSwitchUnderLoad(t *testing.T) {
 		Backends: []backendConf{be("a1", a1, "a"), be("a2", a2, "a"), be("b1", b1, "b"), be("b2", b2, "b")},
 	})
 
-	var (
-		stop     atomic.Bool
-		total    atomic.Int64
-		failures atomic.Int64
-		mu       sync.Mutex
-		served   = map[string]int{}
-		firstErr string
-		wg       sync.WaitGroup
-	)
-	fail := func(msg string) {
-		failures.Add(1)
-		mu.Lock()
-		if firstErr == "" {
-			firstErr = msg
-		}
-		mu.Unlock()
-	}
-	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				req, _ := http.NewRequest(http.MethodGet, "http://"+p.HTTP+"/load", nil)
-				req.Host = "load.example.com"
-				resp, err := client.Do(req)
-				if err != nil {
-					fail("transport error: " + err.Error())
-					continue
-				}
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				total.Add(1)
-				switch {
-				case err != nil:
-					fail("reading body: " + err.Error())
-				case resp.StatusCode/100 != 2:
-					fail("status " + resp.Status)
-				default:
-					mu.Lock()
-					served[resp.Header.Get("X-Backend-Id")]++
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+	l := startLoad(t, p, "load.example.com", 4)
 
 	// 20 switches, one every 100ms (paced by a ticker, ~2s of load).
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -140,17 +90,16 @@ func TestSwitchUnderLoad(t *testing.T) {
 	tick.Stop()
 	// Let the load run until requests have been served after the last
 	// switch too.
-	n := total.Load()
-	eventually(t, waitTimeout, func() bool { return total.Load() >= n+20 }, "load continues after the last switch")
-	stop.Store(true)
-	wg.Wait()
+	l.more(t, 20, "load continues after the last switch")
+	l.finish()
+	served := l.served
 
-	t.Logf("%d requests, served by %v", total.Load(), served)
-	if f := failures.Load(); f != 0 {
-		t.Fatalf("%d of %d requests failed during the switches; first: %s", f, total.Load(), firstErr)
+	t.Logf("%d requests, served by %v", l.total.Load(), served)
+	if f := l.failures.Load(); f != 0 {
+		t.Fatalf("%d of %d requests failed during the switches; first: %s", f, l.total.Load(), l.firstErr)
 	}
-	if total.Load() < 100 {
-		t.Errorf("only %d requests were sent; the load loop is too slow to mean anything", total.Load())
+	if l.total.Load() < 100 {
+		t.Errorf("only %d requests were sent; the load loop is too slow to mean anything", l.total.Load())
 	}
 	for _, id := range []string{"a1", "a2", "b1", "b2"} {
 		if served[id] == 0 {

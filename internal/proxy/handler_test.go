@@ -429,3 +429,32 @@ func TestPassive5xx(t *testing.T) {
 		}
 	}
 }
+
+// TestDrainOnRemoval: a backend that leaves the registry (deleted, or its
+// tag switched away) finishes the requests it is serving.
+func TestDrainOnRemoval(t *testing.T) {
+	t.Parallel()
+	arrived, release := make(chan struct{}), make(chan struct{})
+	slow := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		io.WriteString(w, "finished")
+	}))
+	reg := backend.NewRegistry(NewFactory(UpstreamOptions{}), nil)
+	live := reg.Sync([]backend.Spec{{ID: "slow", Addr: slow}})
+	pool, _ := balance.NewPool("", []*backend.Backend{live["slow"]}, nil)
+	h := New(Options{Routes: fixedRoutes{route.Build([]*route.Host{{Domain: "example.com", Pool: pool}})}})
+
+	done := make(chan *http.Response)
+	go func() { done <- do(t, h, "GET", "example.com", "/", nil) }()
+	<-arrived
+	reg.Sync(nil) // the backend is removed while its request is in flight
+	if !live["slow"].Removed() {
+		t.Fatal("backend not marked removed")
+	}
+	close(release)
+	resp := <-done
+	if body := readBody(t, resp); resp.StatusCode != 200 || body != "finished" {
+		t.Fatalf("in-flight request on a removed backend: %d %q", resp.StatusCode, body)
+	}
+}

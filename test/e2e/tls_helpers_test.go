@@ -59,7 +59,7 @@ func newTestCA(t testing.TB, dir string) *testCA {
 		SerialNumber:          randSerial(t),
 		Subject:               pkix.Name{CommonName: "fronttier e2e test root", Organization: []string{"fronttier tests"}},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(10 * 24 * time.Hour),
+		NotAfter:              now.Add(400 * 24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -75,7 +75,7 @@ func newTestCA(t testing.TB, dir string) *testCA {
 		SerialNumber:          randSerial(t),
 		Subject:               pkix.Name{CommonName: "fronttier e2e test intermediate", Organization: []string{"fronttier tests"}},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(9 * 24 * time.Hour),
+		NotAfter:              now.Add(399 * 24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		MaxPathLenZero:        true,
@@ -108,6 +108,9 @@ type leafOpts struct {
 	NotBefore time.Time // zero: an hour ago
 	NotAfter  time.Time // zero: 5 days from now
 	IPs       []net.IP  // IP address SANs
+	// OCSP and CRL, if set, are the leaf's OCSP responder and CRL
+	// distribution point URLs (never contacted; testssl.sh wants them).
+	OCSP, CRL string
 }
 
 // leaf is a certificate and its key, PEM encoded; Chain is the leaf
@@ -131,7 +134,7 @@ func (ca *testCA) issue(t testing.TB, names []string, o leafOpts) leaf {
 	if o.NotAfter.IsZero() {
 		o.NotAfter = now.Add(5 * 24 * time.Hour)
 	}
-	var key crypto.Signer = nil
+	var key crypto.Signer
 	ku := x509.KeyUsageDigitalSignature
 	if o.RSA {
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -152,6 +155,12 @@ func (ca *testCA) issue(t testing.TB, names []string, o leafOpts) leaf {
 		NotAfter:     o.NotAfter,
 		KeyUsage:     ku,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if o.OCSP != "" {
+		tmpl.OCSPServer = []string{o.OCSP}
+	}
+	if o.CRL != "" {
+		tmpl.CRLDistributionPoints = []string{o.CRL}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.inter, key.Public(), ca.interKey)
 	if err != nil {

@@ -37,7 +37,10 @@ type tlsFixture struct {
 type tlsFixtureOpts struct {
 	DefaultCert string
 	HTTPSAddr   string
-	RSA         bool // RSA leaf keys instead of ECDSA
+	Leaf        leafOpts // of the three leaf certificates
+	// ExtraHosts are added to the configuration (their backends are the
+	// fixture's: tags a, b, w).
+	ExtraHosts []tlsHost
 }
 
 func newTLSFixture(t *testing.T, o tlsFixtureOpts) *tlsFixture {
@@ -48,7 +51,7 @@ func newTLSFixture(t *testing.T, o tlsFixtureOpts) *tlsFixture {
 		files:  map[string][2]string{},
 	}
 	for base, domain := range map[string]string{"a": "a.example.test", "b": "b.example.test", "wild": "*.wild.example.test"} {
-		l, cert, key := f.ca.issueFiles(t, base, []string{domain}, leafOpts{RSA: o.RSA})
+		l, cert, key := f.ca.issueFiles(t, base, []string{domain}, o.Leaf)
 		f.leaves[domain], f.files[domain] = l, [2]string{cert, key}
 	}
 	ta, tb, tw := startBackend(t, "ta"), startBackend(t, "tb"), startBackend(t, "tw")
@@ -60,7 +63,7 @@ func newTLSFixture(t *testing.T, o tlsFixtureOpts) *tlsFixture {
 	f.p = startTLSProxy(t, tlsConf{
 		HTTPSAddr:   o.HTTPSAddr,
 		DefaultCert: o.DefaultCert,
-		Hosts:       []tlsHost{host("a.example.test", "a"), hb, host("*.wild.example.test", "w")},
+		Hosts:       append([]tlsHost{host("a.example.test", "a"), hb, host("*.wild.example.test", "w")}, o.ExtraHosts...),
 		Backends:    []backendConf{be("ta", ta, "a"), be("tb", tb, "b"), be("tw", tw, "w")},
 	})
 	return f

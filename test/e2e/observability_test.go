@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"os/exec"
@@ -321,5 +320,5 @@ func promtoolCheck(t *testing.T, text string) {
 		t.Errorf("promtool check metrics: exit %d:\n%s", ee.ExitCode(), strings.Join(other, "\n"))
 		return
 	}
-	t.Log(fmt.Sprintf("promtool check metrics: only the manual-mandated name is linted: %s", strings.TrimSpace(string(out))))
+	t.Logf("promtool check metrics: only the manual-mandated name is linted: %s", strings.TrimSpace(string(out)))
 }

@@ -273,8 +273,9 @@ func TestTLSRedirect(t *testing.T) {
 		// The challenge path is answered by the ACME side (404 here: no
 		// such token), never redirected.
 		resp, body = f.p.get(t, "a.example.test", "/.well-known/acme-challenge/x")
-		if resp.StatusCode/100 == 3 {
-			t.Errorf("HTTP /.well-known/acme-challenge/x redirected (%d, Location %q)", resp.StatusCode, resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("HTTP /.well-known/acme-challenge/x: %d (Location %q) %q, want 404 from the ACME side, not a redirect",
+				resp.StatusCode, resp.Header.Get("Location"), body)
 		}
 		if e := f.p.getEcho(t, "b.example.test", "/p?q=1"); e.BackendID != "tb" || e.Headers["X-Forwarded-Proto"] != "http" {
 			t.Errorf("HTTP b.example.test (http_to_https = false): %+v, want proxied to tb over http", e)

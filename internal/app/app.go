@@ -127,6 +127,19 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 		},
 		Published: a.published,
 	})
+	// Bind the data-path listeners first: redirects name the port HTTPS
+	// is really on (listen_addr may ask for any free port).
+	var httpsLn net.Listener
+	if p.ListenAddrHTTP != "" {
+		if _, err := a.listen("http", p.ListenAddrHTTP, nil, &p); err != nil {
+			return nil, err
+		}
+	}
+	if p.ListenAddr != "" {
+		if httpsLn, err = a.listen("https", p.ListenAddr, nil, &p); err != nil {
+			return nil, err
+		}
+	}
 	po := proxy.Options{
 		Routes:       a.store,
 		TLS:          a.certs,
@@ -135,32 +148,24 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 		Failures:     a.checker,
 		Passive5xx:   cfg.HealthCheck.Passive5xx,
 		Log:          log,
-		HTTPSPort:    httpsPort(p),
+		HTTPSPort:    httpsPort(p, httpsLn),
 		MaxBodyBytes: p.MaxBodyBytes,
 	}
 	if a.access != nil {
 		po.Access = a.access
 	}
 	a.proxy = proxy.New(po)
+	for _, s := range a.servers {
+		s.srv.Handler = a.proxy
+	}
 	api := admin.New(admin.Options{Store: a.store, Certs: certsAPI{a.certs}, Metrics: a.metrics.Handler(), Log: log, Token: p.APIToken()})
-
-	if p.ListenAddrHTTP != "" {
-		if err := a.listen("http", p.ListenAddrHTTP, a.proxy, &p); err != nil {
-			return nil, err
-		}
-	}
-	if p.ListenAddr != "" {
-		if err := a.listen("https", p.ListenAddr, a.proxy, &p); err != nil {
-			return nil, err
-		}
-	}
-	if err := a.listen("api", p.ManagementAPIAddr, api, &p); err != nil {
+	if _, err := a.listen("api", p.ManagementAPIAddr, api, &p); err != nil {
 		return nil, err
 	}
 	if cfg.Metrics.Enabled {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", a.metrics.Handler())
-		if err := a.listen("metrics", cfg.Metrics.ListenAddr, mux, &p); err != nil {
+		if _, err := a.listen("metrics", cfg.Metrics.ListenAddr, mux, &p); err != nil {
 			return nil, err
 		}
 	}
@@ -171,18 +176,19 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		if err := a.listen("pprof", cfg.Debug.PprofAddr, mux, &p); err != nil {
+		if _, err := a.listen("pprof", cfg.Debug.PprofAddr, mux, &p); err != nil {
 			return nil, err
 		}
 	}
 	return a, nil
 }
 
-// listen binds addr and prepares a server for h on it.
-func (a *App) listen(name, addr string, h http.Handler, p *config.Proxy) error {
+// listen binds addr and prepares a server for h on it (h may be set on
+// the server later, before serving starts).
+func (a *App) listen(name, addr string, h http.Handler, p *config.Proxy) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("%s listener: %w", name, err)
+		return nil, fmt.Errorf("%s listener: %w", name, err)
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -199,7 +205,7 @@ func (a *App) listen(name, addr string, h http.Handler, p *config.Proxy) error {
 		srv.ErrorLog = a.certs.HandshakeErrorLog(a.log.Logger)
 	}
 	a.servers = append(a.servers, &server{name: name, ln: ln, srv: srv})
-	return nil
+	return ln, nil
 }
 
 // serve runs the servers until ctx ends, reloading on a.o.Reload, then
@@ -340,15 +346,16 @@ func healthOptions(hc config.HealthCheck, log *slog.Logger, reg prometheus.Regis
 
 func secs(n int) time.Duration { return time.Duration(n) * time.Second }
 
-// httpsPort is the port HTTP->HTTPS redirects name.
-func httpsPort(p config.Proxy) int {
+// httpsPort is the port HTTP->HTTPS redirects name: https_port when set,
+// else the port the HTTPS listener is bound to, else 443.
+func httpsPort(p config.Proxy, ln net.Listener) int {
 	if p.HTTPSPort != 0 {
 		return p.HTTPSPort
 	}
-	if _, port, err := net.SplitHostPort(p.ListenAddr); err == nil {
-		var n int
-		fmt.Sscan(port, &n)
-		return n
+	if ln != nil {
+		if a, ok := ln.Addr().(*net.TCPAddr); ok {
+			return a.Port
+		}
 	}
 	return 443
 }

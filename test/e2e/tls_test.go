@@ -294,13 +294,6 @@ func TestTLSRedirect(t *testing.T) {
 		t.Parallel()
 		f := newTLSFixture(t, tlsFixtureOpts{})
 		got, want := check(t, f), f.p.httpsURL("a.example.test", "/p?q=1")
-		if got == "https://a.example.test/p?q=1" {
-			// KNOWN BUG, reported: with listen_addr port 0 the redirect
-			// names no port (internal/app/app.go httpsPort reads the
-			// configured port, not the bound one). Remove this skip
-			// once it is fixed.
-			t.Skipf("KNOWN BUG: Location %q names no port with listen_addr port 0, want %q", got, want)
-		}
 		if got != want {
 			t.Fatalf("Location %q, want %q", got, want)
 		}

@@ -33,21 +33,35 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// canonical returns a copy of c in which absent lists are empty ones: Marshal
-// writes "tags = []" for a backend without tags, and Parse reads that back as
-// an empty list; both mean the same.
+// canonical returns a copy of c in which every absent list is an empty one:
+// Marshal writes "tags = []" for a backend without tags, Parse reads that
+// back as an empty list, and an omitempty list goes the other way; both
+// mean the same.
 func canonical(c *Config) *Config {
 	c = c.Clone()
-	if c.VirtualHosts == nil {
-		c.VirtualHosts = []VirtualHost{}
-	}
-	if c.Backends == nil {
-		c.Backends = []Backend{}
-	}
-	for i := range c.Backends {
-		if c.Backends[i].Tags == nil {
-			c.Backends[i].Tags = []string{}
+	fillNilSlices(reflect.ValueOf(c).Elem())
+	return c
+}
+
+func fillNilSlices(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			fillNilSlices(v.Elem())
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fillNilSlices(v.Field(i))
+			}
+		}
+	case reflect.Slice:
+		if v.IsNil() {
+			v.Set(reflect.MakeSlice(v.Type(), 0, 0))
+			return
+		}
+		for i := range v.Len() {
+			fillNilSlices(v.Index(i))
 		}
 	}
-	return c
 }

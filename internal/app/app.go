@@ -13,10 +13,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
+	"reflect"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 
 	"fronttier/internal/acme"
 	"fronttier/internal/admin"
@@ -111,6 +114,8 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 		DialTimeout:           secs(p.DialTimeoutSecs),
 		ResponseHeaderTimeout: secs(p.UpstreamTimeoutSecs),
 		MaxIdleConns:          p.MaxIdleConnsPerBackend,
+		SendTimeout:           secs(p.SendTimeoutSecs),
+		TrustedProxies:        trustedProxies(p.TrustedProxies),
 		Log:                   log,
 	}), nil)
 	a.checker = health.New(healthOptions(cfg.HealthCheck, log, a.metrics.Registry()))
@@ -150,6 +155,8 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 		Log:          log,
 		HTTPSPort:    httpsPort(p, httpsLn),
 		MaxBodyBytes: p.MaxBodyBytes,
+		BodyTimeout:  secs(p.ClientBodyTimeoutSecs),
+		SendTimeout:  secs(p.SendTimeoutSecs),
 	}
 	if a.access != nil {
 		po.Access = a.access
@@ -189,6 +196,9 @@ func (a *App) listen(name, addr string, h http.Handler, p *config.Proxy) (net.Li
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s listener: %w", name, err)
+	}
+	if (name == "http" || name == "https") && p.MaxConnections > 0 {
+		ln = netutil.LimitListener(ln, p.MaxConnections)
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -282,9 +292,8 @@ func (a *App) reload() {
 		a.log.Level.Set(lvl)
 	}
 	a.checker.SetOptions(healthOptions(cfg.HealthCheck, log, nil))
-	if cfg.Proxy != old.Proxy || cfg.Metrics != old.Metrics || cfg.Logging != old.Logging || cfg.Debug != old.Debug ||
-		cfg.HealthCheck.Passive5xx != old.HealthCheck.Passive5xx {
-		log.Warn("reload: [proxy], [metrics], [logging] and health_check.passive_5xx changes other than logging.level take effect at the next restart")
+	if keys := restartNeeded(old, cfg); len(keys) > 0 {
+		log.Warn("reload: some changes take effect at the next restart", "sections", keys)
 	}
 	log.Info("configuration reloaded", "domains", len(cfg.VirtualHosts), "backends", len(cfg.Backends))
 }
@@ -342,6 +351,44 @@ func healthOptions(hc config.HealthCheck, log *slog.Logger, reg prometheus.Regis
 		Log:                log,
 		Registerer:         reg,
 	}
+}
+
+// restartNeeded names the changed sections that a reload does not apply:
+// everything in [proxy] but default_certificate, [metrics], [debug],
+// [lets_encrypt], [logging] but level, and health_check.passive_5xx.
+func restartNeeded(old, cur *config.Config) []string {
+	var keys []string
+	op, cp := old.Proxy, cur.Proxy
+	op.DefaultCertificate, cp.DefaultCertificate = "", ""
+	ol, cl := old.Logging, cur.Logging
+	ol.Level, cl.Level = "", ""
+	for _, c := range []struct {
+		key  string
+		a, b any
+	}{
+		{"proxy", op, cp},
+		{"logging", ol, cl},
+		{"metrics", old.Metrics, cur.Metrics},
+		{"debug", old.Debug, cur.Debug},
+		{"lets_encrypt", old.LetsEncrypt, cur.LetsEncrypt},
+		{"health_check.passive_5xx", old.HealthCheck.Passive5xx, cur.HealthCheck.Passive5xx},
+	} {
+		if !reflect.DeepEqual(c.a, c.b) {
+			keys = append(keys, c.key)
+		}
+	}
+	return keys
+}
+
+// trustedProxies parses proxy.trusted_proxies (already validated).
+func trustedProxies(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := config.ParsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func secs(n int) time.Duration { return time.Duration(n) * time.Second }

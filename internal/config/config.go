@@ -72,6 +72,23 @@ type Proxy struct {
 	// MaxIdleConnsPerBackend is the size of each backend's keep-alive pool;
 	// default 256.
 	MaxIdleConnsPerBackend int `toml:"max_idle_conns_per_backend"`
+	// ClientBodyTimeoutSecs is the longest a client may pause while sending
+	// a request body (between two reads, like nginx's client_body_timeout),
+	// so a slowly trickled upload cannot hold a connection forever; default
+	// 60.
+	ClientBodyTimeoutSecs int `toml:"client_body_timeout_secs"`
+	// SendTimeoutSecs is the longest a client may take to accept a chunk of
+	// the response (between two writes, like nginx's send_timeout), so a
+	// client that stops reading cannot hold a connection forever; default
+	// 60.
+	SendTimeoutSecs int `toml:"send_timeout_secs"`
+	// MaxConnections caps open client connections per data-path listener;
+	// further clients wait in the accept queue. 0 means no cap.
+	MaxConnections int `toml:"max_connections"`
+	// TrustedProxies lists addresses or CIDR ranges of proxies in front of
+	// fronttier (load balancers, CDNs) whose X-Forwarded-For is kept and
+	// extended. From anyone else it is replaced by the client's address.
+	TrustedProxies []string `toml:"trusted_proxies,omitempty"`
 }
 
 // APIToken returns the management API's bearer token: ManagementAPIToken,
@@ -211,6 +228,8 @@ func Default() *Config {
 			MaxHeaderBytes:         1 << 20,
 			DialTimeoutSecs:        5,
 			MaxIdleConnsPerBackend: 256,
+			ClientBodyTimeoutSecs:  60,
+			SendTimeoutSecs:        60,
 		},
 		LetsEncrypt: LetsEncrypt{
 			CacheDir:                 "acme-cache",

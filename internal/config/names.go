@@ -186,3 +186,16 @@ func checkToken(s, what string) error {
 	}
 	return nil
 }
+
+// ParsePrefix parses a trusted proxy: an IP address (a range of one) or a
+// CIDR range.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an IP address nor a CIDR range", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}

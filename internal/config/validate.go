@@ -102,6 +102,14 @@ func (c *Config) validateProxy(v *validator) {
 	v.min("proxy.upstream_timeout_secs", p.UpstreamTimeoutSecs, 0)
 	v.min("proxy.dial_timeout_secs", p.DialTimeoutSecs, 1)
 	v.min("proxy.max_idle_conns_per_backend", p.MaxIdleConnsPerBackend, 1)
+	v.min("proxy.client_body_timeout_secs", p.ClientBodyTimeoutSecs, 1)
+	v.min("proxy.send_timeout_secs", p.SendTimeoutSecs, 1)
+	v.min("proxy.max_connections", p.MaxConnections, 0)
+	for i, tp := range p.TrustedProxies {
+		if _, err := ParsePrefix(tp); err != nil {
+			v.add(fmt.Sprintf("proxy.trusted_proxies[%d]", i), err)
+		}
+	}
 }
 
 func (c *Config) validateLogging(v *validator) {

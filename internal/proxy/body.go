@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"time"
 )
 
 // maxReplayBody is the largest request body (with a declared length) read
@@ -27,14 +28,26 @@ func (h *Handler) prepareBody(w http.ResponseWriter, r *http.Request) (requestBo
 	if h.o.MaxBodyBytes > 0 {
 		r.Body = http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes)
 	}
+	var rc *http.ResponseController
+	if h.o.BodyTimeout > 0 {
+		rc = http.NewResponseController(w)
+	}
 	if r.ContentLength > 0 && r.ContentLength <= maxReplayBody {
 		buf := make([]byte, r.ContentLength)
+		if rc != nil {
+			rc.SetReadDeadline(time.Now().Add(h.o.BodyTimeout))
+		}
 		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			// The deadline stays: the server's drain of the rest of the
+			// body must fail fast too, and the connection close.
 			return requestBody{}, err
+		}
+		if rc != nil {
+			rc.SetReadDeadline(time.Time{})
 		}
 		return requestBody{buf: buf}, nil
 	}
-	g := &guardedBody{rc: r.Body}
+	g := &guardedBody{rc: r.Body, ctl: rc, timeout: h.o.BodyTimeout}
 	r.Body = g
 	return requestBody{guard: g}, nil
 }
@@ -44,6 +57,15 @@ func (b *requestBody) rewind(r *http.Request) {
 	if b.buf != nil {
 		r.Body = io.NopCloser(bytes.NewReader(b.buf))
 	}
+}
+
+// failed returns the error the client's body failed with (a timeout, a
+// broken upload, the size limit), or nil.
+func (b *requestBody) failed() error {
+	if b.guard != nil {
+		return b.guard.err
+	}
+	return nil
 }
 
 // replayable reports whether the body can be sent again.

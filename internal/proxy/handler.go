@@ -71,6 +71,12 @@ type Options struct {
 	MaxBodyBytes int64
 	// Passive5xx reports 5xx answers from a backend to Failures too.
 	Passive5xx bool
+	// BodyTimeout is the longest a client may pause while sending a request
+	// body; 0 = no limit.
+	BodyTimeout time.Duration
+	// SendTimeout is the longest a client may take to accept each chunk of
+	// the answer; 0 = no limit.
+	SendTimeout time.Duration
 }
 
 // Handler is the proxy's http.Handler. It takes no lock: it reads the route
@@ -106,6 +112,11 @@ const challengePrefix = "/.well-known/acme-challenge/"
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if h.o.SendTimeout > 0 {
+		// Armed for every answer: a deadline left by an earlier request on
+		// this keep-alive connection must not cut this one short.
+		http.NewResponseController(w).SetWriteDeadline(start.Add(h.o.SendTimeout))
+	}
 	if h.o.Challenge != nil && r.TLS == nil && strings.HasPrefix(r.URL.Path, challengePrefix) {
 		h.o.Challenge.ServeHTTP(w, r)
 		return
@@ -133,12 +144,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Host, start time.Time) {
 	body, err := h.prepareBody(w, r)
 	if err != nil {
-		code := http.StatusBadRequest
-		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
-			code = http.StatusRequestEntityTooLarge
-		}
-		h.finish(r, start, host.Domain, "", plain(w, code, strconv.Itoa(code)+" could not read request body\n"))
+		h.finish(r, start, host.Domain, "", bodyFailed(w, err))
 		return
 	}
 	rec := h.recs.get(w)
@@ -162,6 +168,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Ho
 			if h.o.Passive5xx && rec.status >= 500 && h.o.Failures != nil {
 				h.o.Failures.Failure(b, statusError(rec.status))
 			}
+			break
+		}
+		if berr := body.failed(); berr != nil {
+			rec.err = berr // the client's upload failed, not the backend
 			break
 		}
 		if clientGone(r, rec.err) {
@@ -188,12 +198,31 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Ho
 		b = tried[len(tried)-1]
 	}
 	res := answer{rec.status, rec.bytes}
-	if rec.err != nil && !rec.started && rec.status != statusClientClosed {
+	switch {
+	case rec.err == nil || rec.started || rec.status == statusClientClosed:
+	case body.failed() != nil:
+		res = bodyFailed(w, rec.err)
+	default:
 		res = h.failed(w, host, b, rec.err)
 	}
 	h.finish(r, start, host.Domain, b.ID, res)
 	if rec.aborted {
 		panic(http.ErrAbortHandler) // the client must see a broken response
+	}
+}
+
+// bodyFailed answers a request whose body could not be read from the
+// client: 413 over the size limit, 408 when the client stalled, 400 when
+// it broke off.
+func bodyFailed(w http.ResponseWriter, err error) answer {
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		return plain(w, http.StatusRequestEntityTooLarge, "413 request body too large\n")
+	case isTimeout(err):
+		return plain(w, http.StatusRequestTimeout, "408 request body timed out\n")
+	default:
+		return plain(w, http.StatusBadRequest, "400 could not read request body\n")
 	}
 }
 
@@ -208,10 +237,6 @@ const statusClientClosed = 499
 
 // failed answers a request that no backend could serve.
 func (h *Handler) failed(w http.ResponseWriter, host *route.Host, b *backend.Backend, err error) answer {
-	var maxErr *http.MaxBytesError
-	if errors.As(err, &maxErr) {
-		return plain(w, http.StatusRequestEntityTooLarge, "413 request body too large\n")
-	}
 	h.o.Log.Warn("backend failed", "domain", host.Domain, "backend", b.ID, "error", err)
 	if isTimeout(err) {
 		return plain(w, http.StatusGatewayTimeout, "504 gateway timeout\n")

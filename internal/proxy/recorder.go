@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // recorder wraps the client's ResponseWriter for one request: it notes the
@@ -94,14 +95,35 @@ func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // does not spoil a retry, and read records whether any byte was consumed.
 // It is not pooled: a transport's writer may still hold it briefly after
 // the handler returns.
+//
+// With a timeout, each read must make progress within it (nginx's
+// client_body_timeout): a client trickling its upload cannot hold the
+// connection forever. The deadline is cleared at the end of a complete
+// body, so that it cannot cut the connection while the backend answers.
 type guardedBody struct {
 	rc   io.ReadCloser
 	read bool
+	err  error // the client's body failed: timeout, cut off
+
+	ctl     *http.ResponseController // nil: no timeout
+	timeout time.Duration
 }
 
 func (g *guardedBody) Read(p []byte) (int, error) {
 	g.read = true
-	return g.rc.Read(p)
+	if g.ctl != nil {
+		g.ctl.SetReadDeadline(time.Now().Add(g.timeout))
+	}
+	n, err := g.rc.Read(p)
+	if err != nil && err != io.EOF {
+		g.err = err
+	}
+	if err == io.EOF && g.ctl != nil {
+		// Only a complete body clears it: after a failure the server's
+		// drain of the rest must fail fast too.
+		g.ctl.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 func (g *guardedBody) Close() error { return nil }

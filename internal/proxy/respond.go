@@ -83,12 +83,20 @@ func (u *Upstream) copyBody(w http.ResponseWriter, resp *http.Response) (clean b
 	defer u.bufs.put(buf)
 	stream := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	var rc *http.ResponseController
-	if stream {
+	if stream || u.o.SendTimeout > 0 {
 		rc = http.NewResponseController(w)
 	}
+	armed := time.Now()
 	for {
 		n, rerr := body.Read(*buf)
 		if n > 0 {
+			// The Handler armed the send deadline when the request came;
+			// a long answer re-arms it as it makes progress (nginx's
+			// send_timeout), at most once a second.
+			if now := time.Now(); u.o.SendTimeout > 0 && now.Sub(armed) > time.Second {
+				rc.SetWriteDeadline(now.Add(u.o.SendTimeout))
+				armed = now
+			}
 			if _, werr := w.Write((*buf)[:n]); werr != nil {
 				return false, errClientWrite
 			}
@@ -125,6 +133,7 @@ func (u *Upstream) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange)
 		return
 	}
 	defer client.Close()
+	client.SetDeadline(time.Time{}) // an upgraded connection may idle for long
 	conn := connectionTokens(resp.Header)
 	for k := range resp.Header {
 		if hopHeaders[k] || (conn != nil && listed(conn, k)) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -26,6 +27,13 @@ type UpstreamOptions struct {
 	// IdleTimeout closes pooled connections unused for this long; default
 	// 90s.
 	IdleTimeout time.Duration
+	// SendTimeout is re-armed while a long answer is copied to the client
+	// (see Options.SendTimeout); 0 = none.
+	SendTimeout time.Duration
+	// TrustedProxies are the clients whose X-Forwarded-* headers are kept
+	// (X-Forwarded-For extended with their address); from anyone else
+	// those headers are replaced.
+	TrustedProxies []netip.Prefix
 	// Log receives errors met while copying bodies.
 	Log *slog.Logger
 }
@@ -227,7 +235,7 @@ func (u *Upstream) try(pc *pconn, r *http.Request) (_ *exchange, err error, sent
 			ex.stop()
 		}
 	}()
-	if err := writeHead(pc.bw, r); err != nil {
+	if err := writeHead(pc.bw, r, u.trusted(r)); err != nil {
 		return nil, err, false
 	}
 	if r.Body == nil || r.ContentLength == 0 {
@@ -278,6 +286,24 @@ func (u *Upstream) try(pc *pconn, r *http.Request) (_ *exchange, err error, sent
 // isConnClosed reports whether err only says the connection was closed
 // under the writer (by the reader giving up).
 func isConnClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
+
+// trusted reports whether r comes from a trusted proxy.
+func (u *Upstream) trusted(r *http.Request) bool {
+	if len(u.o.TrustedProxies) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range u.o.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
 
 // aLongTimeAgo is a deadline in the past, to make blocked I/O return.
 var aLongTimeAgo = time.Unix(1, 0)

@@ -84,9 +84,10 @@ func headerHasToken(h http.Header, name, token string) bool {
 
 // writeHead writes r's request line and headers for the backend: the
 // client's end-to-end headers, the original Host, X-Forwarded-For (the
-// client's address only: a client-sent value is not trusted),
-// X-Forwarded-Host and X-Forwarded-Proto, and the body framing.
-func writeHead(bw *bufio.Writer, r *http.Request) error {
+// client's address only: a client-sent value is not trusted, unless the
+// client is a trusted proxy, whose list is extended), X-Forwarded-Host and
+// X-Forwarded-Proto (a trusted proxy's are kept), and the body framing.
+func writeHead(bw *bufio.Writer, r *http.Request, trusted bool) error {
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
 	if uri := r.RequestURI; strings.HasPrefix(uri, "/") || uri == "*" {
@@ -115,12 +116,23 @@ func writeHead(bw *bufio.Writer, r *http.Request) error {
 		writeField(bw, "Upgrade", up)
 	}
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		writeField(bw, "X-Forwarded-For", ip)
+		if prior := r.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
+			writeField(bw, "X-Forwarded-For", strings.Join(prior, ", ")+", "+ip)
+		} else {
+			writeField(bw, "X-Forwarded-For", ip)
+		}
 	}
-	writeField(bw, "X-Forwarded-Host", r.Host)
-	if r.TLS != nil {
-		writeField(bw, "X-Forwarded-Proto", "https")
+	if v := r.Header["X-Forwarded-Host"]; trusted && len(v) > 0 {
+		writeField(bw, "X-Forwarded-Host", v[0])
 	} else {
+		writeField(bw, "X-Forwarded-Host", r.Host)
+	}
+	switch v := r.Header["X-Forwarded-Proto"]; {
+	case trusted && len(v) > 0:
+		writeField(bw, "X-Forwarded-Proto", v[0])
+	case r.TLS != nil:
+		writeField(bw, "X-Forwarded-Proto", "https")
+	default:
 		writeField(bw, "X-Forwarded-Proto", "http")
 	}
 	switch {

@@ -1,0 +1,198 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// frontServer serves h like the app does: with a header timeout, so raw
+// connections can be driven against it.
+func frontServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// rawExchange writes req on a fresh connection and returns all the proxy
+// sends back until it closes the connection or wait passes.
+func rawExchange(t *testing.T, addr, req string, wait time.Duration) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(wait))
+	io.WriteString(c, req)
+	out, _ := io.ReadAll(c)
+	return string(out)
+}
+
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    string
+	}{
+		{"untrusted client: replaced", nil, "127.0.0.1"},
+		{"trusted proxy: extended", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "203.0.113.7, 127.0.0.1"},
+		{"other range trusted: replaced", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newSetup(t, UpstreamOptions{TrustedProxies: tc.trusted}, Options{}, [2]string{"live", serve(t, named("live"))})
+			req, _ := http.NewRequest("GET", "http://"+serve(t, s.h)+"/", nil)
+			req.Host = "example.com"
+			req.Header.Set("X-Forwarded-For", "203.0.113.7")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("X-Seen-XFF"); got != tc.want {
+				t.Errorf("backend saw X-Forwarded-For %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSlowUpload: a client that stops sending its body is cut off after
+// the body timeout instead of holding the connection forever.
+func TestSlowUpload(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{100, 1 << 20} { // buffered and streamed bodies
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			t.Parallel()
+			s := newSetup(t, UpstreamOptions{}, Options{BodyTimeout: 200 * time.Millisecond}, [2]string{"live", serve(t, named("live"))})
+			addr := frontServer(t, s.h)
+			start := time.Now()
+			out := rawExchange(t, addr, fmt.Sprintf("POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: %d\r\n\r\nonly a few bytes", size), 5*time.Second)
+			if d := time.Since(start); d > 3*time.Second {
+				t.Fatalf("connection held %v by a stalled upload", d)
+			}
+			if !strings.HasPrefix(out, "HTTP/1.1 408") {
+				t.Errorf("a stalled upload was not answered 408:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestSlowReader: a client that stops reading a large answer is cut off
+// after the send timeout; the handler finishes and reports the request.
+func TestSlowReader(t *testing.T) {
+	t.Parallel()
+	big := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		for range 1024 { // 64 MiB, far more than socket buffers hold
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	s := newSetup(t, UpstreamOptions{SendTimeout: 200 * time.Millisecond}, Options{SendTimeout: 200 * time.Millisecond}, [2]string{"big", big})
+	addr := frontServer(t, s.h)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	// Read the status line, then stop reading.
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("status line %q, %v", line, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.obs.last() == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("the handler is still writing to a client that stopped reading")
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the handler's report
+	}
+}
+
+// recordingBackend accepts raw connections and reports every request it
+// parses (as "METHOD URI framed=true|false", framed meaning it carries the
+// X-Forwarded-Host the proxy writes on every request it frames), answering
+// each with a fixed 200.
+func recordingBackend(t *testing.T) (addr string, got <-chan string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan string, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					ch <- fmt.Sprintf("%s %s framed=%v", req.Method, req.RequestURI, req.Header.Get("X-Forwarded-Host") != "")
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), ch
+}
+
+// TestSmuggling sends the classic request-smuggling shapes. Whatever the
+// proxy answers the client, every request the backend parses must be one
+// the proxy framed itself: bytes the proxy took for a body never reach the
+// backend as a request. (A client may pipeline a second request after a
+// well-framed first; the proxy forwarding that as its own request is not
+// smuggling.)
+func TestSmuggling(t *testing.T) {
+	t.Parallel()
+	const hidden = "GET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n"
+	for _, tc := range []struct{ name, req string }{
+		{"CL.TE", "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + hidden},
+		{"TE.CL", "POST / HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n" +
+			fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(hidden), hidden)},
+		{"two Content-Lengths", "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 0\r\nContent-Length: 45\r\n\r\n" + hidden},
+		{"obfuscated TE", "POST / HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: xchunked\r\nContent-Length: 45\r\n\r\n" + hidden},
+		{"TE in Connection", "POST / HTTP/1.1\r\nHost: example.com\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + hidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			backendAddr, got := recordingBackend(t)
+			s := newSetup(t, UpstreamOptions{}, Options{}, [2]string{"rec", backendAddr})
+			out := rawExchange(t, frontServer(t, s.h), tc.req, time.Second)
+			for {
+				select {
+				case seen := <-got:
+					if !strings.HasSuffix(seen, "framed=true") {
+						t.Fatalf("the backend parsed a request the proxy did not frame: %s\nproxy answered:\n%s", seen, out)
+					}
+					continue
+				default:
+				}
+				break
+			}
+		})
+	}
+}

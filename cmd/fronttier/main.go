@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -83,8 +84,18 @@ func validate(path string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// defaultGCPercent is the garbage collector's target when the GOGC
+// environment variable is not set. A proxy's live heap is small and its
+// garbage is per-request; collecting at 5x the live heap instead of 2x
+// measured 7% more requests per second on peers.sh for about 12 MiB more
+// resident memory (see BENCHMARKS.md). GOGC=100 restores Go's default.
+const defaultGCPercent = 400
+
 // serve runs the proxy until SIGTERM or SIGINT.
 func serve(path string, stderr io.Writer) int {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)

@@ -39,9 +39,6 @@ func (u *Upstream) respond(w http.ResponseWriter, r *http.Request, ex *exchange)
 			clean = false // the backend answered before taking the whole body
 		}
 	}
-	if !ex.stop() { // the client left: the connection's deadline is poisoned
-		clean = false
-	}
 	if clean && !resp.Close && !r.Close {
 		u.put(ex.pc)
 	} else {
@@ -119,8 +116,8 @@ func (u *Upstream) copyBody(w http.ResponseWriter, resp *http.Response) (clean b
 // connection over from the HTTP server, sends it the backend's 101 answer
 // and then copies bytes both ways until either side closes.
 func (u *Upstream) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange) {
-	ex.stop()
 	resp, pc := ex.resp, ex.pc
+	pc.ctx = nil // no watching: an upgraded connection lives on its own
 	defer pc.close()
 	want, got := upgradeType(r.Header), upgradeType(resp.Header)
 	if want == "" || !strings.EqualFold(want, got) {

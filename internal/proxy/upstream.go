@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -89,11 +90,66 @@ func NewFactory(o UpstreamOptions) backend.Factory {
 }
 
 // pconn is one pooled connection to the backend.
+//
+// Reads go through pconn.Read, which watches the exchange in progress: the
+// connection's read deadline ticks every watchTick, and at each tick the
+// read resumes unless the client has left or the response-header deadline
+// has passed. One deadline set per exchange replaces a per-request context
+// watch (context.AfterFunc cost six allocations and a lock per request).
 type pconn struct {
 	c         net.Conn
-	br        *bufio.Reader
+	br        *bufio.Reader // reads through the pconn itself
 	bw        *bufio.Writer
 	idleSince time.Time
+
+	// Set by the handler's goroutine for the exchange in progress, read
+	// only by that goroutine.
+	ctx     context.Context // the client's request; nil when idle
+	hard    time.Time       // response-header deadline; zero = none
+	hardFor time.Duration   // its length, for the error
+}
+
+// watchTick is how often a read blocked on the backend checks whether the
+// client is still there.
+const watchTick = 500 * time.Millisecond
+
+// Read implements io.Reader for br: see pconn.
+func (pc *pconn) Read(p []byte) (int, error) {
+	for {
+		n, err := pc.c.Read(p)
+		if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, err
+		}
+		if pc.ctx != nil && pc.ctx.Err() != nil {
+			return 0, fmt.Errorf("%w: %w", context.Cause(pc.ctx), err)
+		}
+		now := time.Now()
+		if !pc.hard.IsZero() && !now.Before(pc.hard) {
+			return 0, timeoutError{pc.hardFor}
+		}
+		pc.c.SetReadDeadline(pc.tick(now))
+	}
+}
+
+// watch starts watching an exchange for ctx, with a response-header
+// deadline when headerTimeout is not zero.
+func (pc *pconn) watch(ctx context.Context, headerTimeout time.Duration) {
+	now := time.Now()
+	pc.ctx, pc.hard, pc.hardFor = ctx, time.Time{}, headerTimeout
+	if headerTimeout > 0 {
+		pc.hard = now.Add(headerTimeout)
+	}
+	pc.c.SetReadDeadline(pc.tick(now))
+}
+
+// tick returns the next read deadline: a watch tick away, or the
+// response-header deadline if sooner.
+func (pc *pconn) tick(now time.Time) time.Time {
+	next := now.Add(watchTick)
+	if !pc.hard.IsZero() && pc.hard.Before(next) {
+		return pc.hard
+	}
+	return next
 }
 
 func (pc *pconn) close() { pc.c.Close() }
@@ -125,7 +181,9 @@ func (u *Upstream) get(ctx context.Context) (pc *pconn, reused bool, err error) 
 	if err != nil {
 		return nil, false, err
 	}
-	return &pconn{c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
+	pc = &pconn{c: c, bw: bufio.NewWriterSize(c, 4<<10)}
+	pc.br = bufio.NewReaderSize(pc, 4<<10)
+	return pc, false, nil
 }
 
 // put returns a connection whose exchange ended cleanly to the pool.
@@ -135,7 +193,7 @@ func (u *Upstream) put(pc *pconn) {
 		return
 	}
 	now := time.Now()
-	pc.idleSince = now
+	pc.idleSince, pc.ctx = now, nil
 	u.mu.Lock()
 	if u.closed || len(u.idle) >= u.o.MaxIdleConns {
 		u.mu.Unlock()
@@ -184,7 +242,6 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type exchange struct {
 	pc      *pconn
 	resp    *http.Response
-	stop    func() bool  // detaches the client-gone watch
 	bodyErr <-chan error // the body writer's result, when it runs apart
 }
 
@@ -229,12 +286,7 @@ func replayable(r *http.Request) bool {
 // the request may have reached the backend.
 func (u *Upstream) try(pc *pconn, r *http.Request) (_ *exchange, err error, sent bool) {
 	ex := &exchange{pc: pc}
-	ex.stop = context.AfterFunc(r.Context(), func() { pc.c.SetDeadline(aLongTimeAgo) })
-	defer func() {
-		if err != nil {
-			ex.stop()
-		}
-	}()
+	pc.watch(r.Context(), u.o.ResponseHeaderTimeout)
 	if err := writeHead(pc.bw, r, u.trusted(r)); err != nil {
 		return nil, err, false
 	}
@@ -263,9 +315,6 @@ func (u *Upstream) try(pc *pconn, r *http.Request) (_ *exchange, err error, sent
 			errc <- err
 		}()
 	}
-	if u.o.ResponseHeaderTimeout > 0 {
-		pc.c.SetReadDeadline(time.Now().Add(u.o.ResponseHeaderTimeout))
-	}
 	resp, err := readResponse(pc.br, r)
 	if err != nil {
 		if ex.bodyErr != nil {
@@ -274,11 +323,9 @@ func (u *Upstream) try(pc *pconn, r *http.Request) (_ *exchange, err error, sent
 				return nil, berr, true // the body's own failure is the cause
 			}
 		}
-		return nil, headerError(err, u.o.ResponseHeaderTimeout), true
+		return nil, err, true
 	}
-	if u.o.ResponseHeaderTimeout > 0 {
-		pc.c.SetReadDeadline(time.Time{})
-	}
+	pc.hard = time.Time{} // the body may take as long as it takes
 	ex.resp = resp
 	return ex, nil, true
 }
@@ -305,9 +352,6 @@ func (u *Upstream) trusted(r *http.Request) bool {
 	return false
 }
 
-// aLongTimeAgo is a deadline in the past, to make blocked I/O return.
-var aLongTimeAgo = time.Unix(1, 0)
-
 // timeoutError is a response-header timeout.
 type timeoutError struct{ after time.Duration }
 
@@ -316,14 +360,6 @@ func (e timeoutError) Error() string {
 }
 func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
-
-func headerError(err error, after time.Duration) error {
-	var ne net.Error
-	if after > 0 && errors.As(err, &ne) && ne.Timeout() {
-		return timeoutError{after}
-	}
-	return err
-}
 
 // readResponse reads the final response headers, forwarding nothing of the
 // interim 1xx answers but 101 (which ends the exchange as an upgrade).

@@ -8,44 +8,36 @@ import (
 	"time"
 )
 
-// respond copies the backend's answer to the client, then returns the
-// connection to the pool when the exchange ended cleanly.
+// respond copies the backend's answer to the client (its end-to-end
+// header fields are already in w's header), then returns the connection to
+// the pool when the exchange ended cleanly.
 func (u *Upstream) respond(w http.ResponseWriter, r *http.Request, ex *exchange) {
-	resp := ex.resp
-	if resp.StatusCode == http.StatusSwitchingProtocols {
+	head := ex.head
+	if head.status == http.StatusSwitchingProtocols {
 		u.upgrade(w, r, ex)
 		return
 	}
 	hdr := w.Header()
-	conn := connectionTokens(resp.Header)
-	for k, vv := range resp.Header {
-		if hopHeaders[k] || (conn != nil && listed(conn, k)) {
-			continue
-		}
-		hdr[k] = vv
+	if head.trailer != "" {
+		hdr["Trailer"] = []string{head.trailer}
 	}
-	if len(resp.Trailer) > 0 {
-		names := make([]string, 0, len(resp.Trailer))
-		for k := range resp.Trailer {
-			names = append(names, k)
-		}
-		hdr["Trailer"] = []string{strings.Join(names, ", ")}
-	}
-	w.WriteHeader(resp.StatusCode)
+	w.WriteHeader(head.status)
 
-	clean, err := u.copyBody(w, resp)
+	clean, err := u.copyBody(w, head, head.body(ex.pc.br))
+	if clean && head.chunked {
+		if terr := ex.pc.hp.readTrailer(ex.pc.br, head.trailer, hdr); terr != nil {
+			clean, err = false, terr
+		}
+	}
 	if ex.bodyErr != nil {
 		if berr := <-ex.bodyErr; berr != nil {
 			clean = false // the backend answered before taking the whole body
 		}
 	}
-	if clean && !resp.Close && !r.Close {
+	if clean && !head.close && !r.Close {
 		u.put(ex.pc)
 	} else {
 		ex.pc.close()
-	}
-	for k, vv := range resp.Trailer {
-		hdr[k] = vv
 	}
 	if err != nil && !errors.Is(err, errClientWrite) && r.Context().Err() == nil {
 		u.log.Debug("backend failed while sending the body", "error", err)
@@ -70,15 +62,13 @@ var errClientWrite = errors.New("write to client")
 // copyBody copies resp's body to w, flushing as it goes for streams
 // (server-sent events, bodies of unknown length). clean reports whether the
 // body was read to its end, so the connection can be reused.
-func (u *Upstream) copyBody(w http.ResponseWriter, resp *http.Response) (clean bool, err error) {
-	body := resp.Body
-	defer body.Close()
-	if body == http.NoBody {
+func (u *Upstream) copyBody(w http.ResponseWriter, head *respHead, body io.Reader) (clean bool, err error) {
+	if head.length == 0 {
 		return true, nil
 	}
 	buf := u.bufs.get()
 	defer u.bufs.put(buf)
-	stream := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	stream := head.length < 0 || strings.HasPrefix(head.contentType, "text/event-stream")
 	var rc *http.ResponseController
 	if stream || u.o.SendTimeout > 0 {
 		rc = http.NewResponseController(w)
@@ -116,11 +106,12 @@ func (u *Upstream) copyBody(w http.ResponseWriter, resp *http.Response) (clean b
 // connection over from the HTTP server, sends it the backend's 101 answer
 // and then copies bytes both ways until either side closes.
 func (u *Upstream) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange) {
-	resp, pc := ex.resp, ex.pc
+	head, pc := ex.head, ex.pc
 	pc.ctx = nil // no watching: an upgraded connection lives on its own
 	defer pc.close()
-	want, got := upgradeType(r.Header), upgradeType(resp.Header)
+	want, got := upgradeType(r.Header), head.upgrade
 	if want == "" || !strings.EqualFold(want, got) {
+		clear(w.Header()) // the 101's fields must not leak into the 502
 		recordError(w, r, errors.New("backend switched protocols without an upgrade request for it"))
 		return
 	}
@@ -131,16 +122,14 @@ func (u *Upstream) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange)
 	}
 	defer client.Close()
 	client.SetDeadline(time.Time{}) // an upgraded connection may idle for long
-	conn := connectionTokens(resp.Header)
-	for k := range resp.Header {
-		if hopHeaders[k] || (conn != nil && listed(conn, k)) {
-			delete(resp.Header, k)
-		}
+	hdr := w.Header()               // the 101's end-to-end fields, hop-by-hop ones dropped
+	hdr.Set("Connection", "Upgrade")
+	hdr.Set("Upgrade", got)
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	if err := hdr.Write(brw); err != nil {
+		return
 	}
-	resp.Header.Set("Connection", "Upgrade")
-	resp.Header.Set("Upgrade", got)
-	resp.Body = nil
-	if err := resp.Write(brw); err != nil {
+	if _, err := brw.WriteString("\r\n"); err != nil {
 		return
 	}
 	if err := brw.Flush(); err != nil {

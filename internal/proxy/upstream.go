@@ -102,6 +102,8 @@ type pconn struct {
 	bw        *bufio.Writer
 	idleSince time.Time
 
+	hp headParser // scratch space for response heads
+
 	// Set by the handler's goroutine for the exchange in progress, read
 	// only by that goroutine.
 	ctx     context.Context // the client's request; nil when idle
@@ -230,7 +232,7 @@ func (u *Upstream) CloseIdleConnections() {
 // Failures before any of the answer was written are not answered: they are
 // left in the recorder for the Handler to retry or report.
 func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex, err := u.exchange(r)
+	ex, err := u.exchange(w, r)
 	if err != nil {
 		recordError(w, r, err)
 		return
@@ -238,24 +240,24 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.respond(w, r, ex)
 }
 
-// exchange is one request sent and its response headers read.
+// exchange is one request sent and its response head read.
 type exchange struct {
 	pc      *pconn
-	resp    *http.Response
+	head    *respHead
 	bodyErr <-chan error // the body writer's result, when it runs apart
 }
 
 // exchange sends r and reads the response headers. A reused connection
 // that turns out to have been closed by the backend is replaced once,
 // when sending the request again is safe.
-func (u *Upstream) exchange(r *http.Request) (*exchange, error) {
+func (u *Upstream) exchange(w http.ResponseWriter, r *http.Request) (*exchange, error) {
 	ctx := r.Context()
 	for attempt := 0; ; attempt++ {
 		pc, reused, err := u.get(ctx)
 		if err != nil {
 			return nil, err
 		}
-		ex, err, sent := u.try(pc, r)
+		ex, err, sent := u.try(pc, w, r)
 		if err == nil {
 			return ex, nil
 		}
@@ -282,9 +284,10 @@ func replayable(r *http.Request) bool {
 	return false
 }
 
-// try writes r on pc and reads the response headers. sent reports whether
-// the request may have reached the backend.
-func (u *Upstream) try(pc *pconn, r *http.Request) (_ *exchange, err error, sent bool) {
+// try writes r on pc and reads the response head, its end-to-end fields
+// straight into w's header. sent reports whether the request may have
+// reached the backend.
+func (u *Upstream) try(pc *pconn, w http.ResponseWriter, r *http.Request) (_ *exchange, err error, sent bool) {
 	ex := &exchange{pc: pc}
 	pc.watch(r.Context(), u.o.ResponseHeaderTimeout)
 	if err := writeHead(pc.bw, r, u.trusted(r)); err != nil {
@@ -315,7 +318,7 @@ func (u *Upstream) try(pc *pconn, r *http.Request) (_ *exchange, err error, sent
 			errc <- err
 		}()
 	}
-	resp, err := readResponse(pc.br, r)
+	head, err := readHead(pc, r.Method, w.Header())
 	if err != nil {
 		if ex.bodyErr != nil {
 			pc.c.Close() // unblock the body writer
@@ -326,7 +329,7 @@ func (u *Upstream) try(pc *pconn, r *http.Request) (_ *exchange, err error, sent
 		return nil, err, true
 	}
 	pc.hard = time.Time{} // the body may take as long as it takes
-	ex.resp = resp
+	ex.head = head
 	return ex, nil, true
 }
 
@@ -361,19 +364,18 @@ func (e timeoutError) Error() string {
 func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
 
-// readResponse reads the final response headers, forwarding nothing of the
-// interim 1xx answers but 101 (which ends the exchange as an upgrade).
-func readResponse(br *bufio.Reader, r *http.Request) (*http.Response, error) {
+// readHead reads the final response head, skipping interim 1xx answers
+// but 101 (which ends the exchange as an upgrade): the Go server has already
+// told the client to continue.
+func readHead(pc *pconn, method string, h http.Header) (*respHead, error) {
 	for {
-		resp, err := http.ReadResponse(br, r)
+		head, err := pc.hp.read(pc.br, method, h)
 		if err != nil {
 			return nil, err
 		}
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
-			return resp, nil
+		if head.status >= 200 || head.status == http.StatusSwitchingProtocols {
+			return head, nil
 		}
-		// 100 Continue and other interim answers: the Go server has
-		// already told the client to continue; wait for the real answer.
 	}
 }
 

@@ -1,0 +1,393 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/textproto"
+	"strconv"
+)
+
+// maxHeadBytes bounds a backend's response head (status line and headers).
+const maxHeadBytes = 1 << 20
+
+// respHead is a backend's response head, parsed for forwarding.
+type respHead struct {
+	status int
+	// header holds the end-to-end fields (hop-by-hop ones and those the
+	// Connection field lists are dropped). It is the client's header map.
+	header http.Header
+	// length is the body's declared length, -1 when chunked or delimited
+	// by the connection's close, 0 when there is no body.
+	length  int64
+	chunked bool
+	// close says the connection cannot carry another exchange.
+	close bool
+	// upgrade is the protocol a 101 switches to.
+	upgrade string
+	// trailer is the Trailer field: the trailer names announced.
+	trailer string
+	// contentType, kept to recognise event streams.
+	contentType string
+}
+
+// field is one raw header line: key canonical, value as offsets into the
+// head's value buffer.
+type field struct {
+	key        string
+	start, end int
+}
+
+// headParser parses response heads. It keeps its scratch space between
+// exchanges of one connection; what it hands out is freshly allocated.
+type headParser struct {
+	fields []field
+	vals   []byte
+}
+
+var (
+	errHeadTooLarge = errors.New("backend response head too large")
+	errMalformed    = errors.New("malformed backend response")
+)
+
+// read parses the next response head from br into h (the client's header
+// map). method is the request's, for HEAD's body rules.
+func (p *headParser) read(br *bufio.Reader, method string, h http.Header) (*respHead, error) {
+	line, err := readLine(br)
+	if err != nil {
+		return nil, err
+	}
+	rh := &respHead{header: h}
+	http10, err := parseStatus(line, rh)
+	if err != nil {
+		return nil, err
+	}
+	if rh.status < 200 && rh.status != http.StatusSwitchingProtocols {
+		rh.header = http.Header{} // an interim answer's fields are not the answer's
+	}
+	p.fields, p.vals = p.fields[:0], p.vals[:0]
+	size := len(line)
+	for {
+		line, err := readLine(br)
+		if err != nil {
+			return nil, err
+		}
+		if size += len(line); size > maxHeadBytes {
+			return nil, errHeadTooLarge
+		}
+		if len(line) == 0 {
+			break
+		}
+		if err := p.addField(line); err != nil {
+			return nil, err
+		}
+	}
+	vals := string(p.vals) // one allocation for every value
+	return rh, p.finish(rh, vals, method, http10)
+}
+
+// readLine returns the next line without its CRLF (or LF). The slice is
+// valid until the next read from br.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		return nil, errHeadTooLarge
+	}
+	if err != nil {
+		if err == io.EOF && len(line) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, nil
+}
+
+// parseStatus parses "HTTP/1.1 200 OK" and reports whether it is HTTP/1.0.
+func parseStatus(line []byte, rh *respHead) (http10 bool, err error) {
+	if len(line) < 12 || line[8] != ' ' || (len(line) > 12 && line[12] != ' ') {
+		return false, fmt.Errorf("%w: status line %q", errMalformed, line)
+	}
+	switch string(line[:8]) {
+	case "HTTP/1.1":
+	case "HTTP/1.0":
+		http10 = true
+	default:
+		return false, fmt.Errorf("%w: version %q", errMalformed, line[:8])
+	}
+	code := 0
+	for _, c := range line[9:12] {
+		if c < '0' || c > '9' {
+			return false, fmt.Errorf("%w: status line %q", errMalformed, line)
+		}
+		code = code*10 + int(c-'0')
+	}
+	if code < 100 {
+		return false, fmt.Errorf("%w: status %d", errMalformed, code)
+	}
+	rh.status = code
+	return http10, nil
+}
+
+// addField records one "Key: value" line.
+func (p *headParser) addField(line []byte) error {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return fmt.Errorf("%w: header line %q", errMalformed, line)
+	}
+	key := line[:colon]
+	for _, c := range key {
+		// No white space before the colon, no folded lines (RFC 9112
+		// section 5): both are smuggling vectors.
+		if !validKeyByte(c) {
+			return fmt.Errorf("%w: header name %q", errMalformed, key)
+		}
+	}
+	val := bytes.TrimFunc(line[colon+1:], func(r rune) bool { return r == ' ' || r == '\t' })
+	for _, c := range val {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return fmt.Errorf("%w: control character in header %q", errMalformed, key)
+		}
+	}
+	start := len(p.vals)
+	p.vals = append(p.vals, val...)
+	p.fields = append(p.fields, field{key: canonicalKey(key), start: start, end: len(p.vals)})
+	return nil
+}
+
+// finish applies the fields: framing, connection handling, and the
+// end-to-end ones into rh.header.
+func (p *headParser) finish(rh *respHead, vals, method string, http10 bool) error {
+	var conn []string
+	keepAlive := false
+	lengthSeen := false
+	rh.length = -1
+	te := ""
+	for _, f := range p.fields {
+		v := vals[f.start:f.end]
+		switch f.key {
+		case "Connection":
+			for _, tok := range splitTokens(v) {
+				switch {
+				case equalFold(tok, "close"):
+					rh.close = true
+				case equalFold(tok, "keep-alive"):
+					keepAlive = true
+				}
+				conn = append(conn, textproto.CanonicalMIMEHeaderKey(tok))
+			}
+		case "Content-Length":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 || (lengthSeen && n != rh.length) {
+				return fmt.Errorf("%w: Content-Length %q", errMalformed, v)
+			}
+			rh.length, lengthSeen = n, true
+		case "Transfer-Encoding":
+			te = v
+		case "Upgrade":
+			rh.upgrade = v
+		case "Trailer":
+			rh.trailer = v
+		case "Content-Type":
+			rh.contentType = v
+		}
+	}
+	if te != "" {
+		if !equalFold(te, "chunked") {
+			return fmt.Errorf("%w: Transfer-Encoding %q", errMalformed, te)
+		}
+		rh.chunked, rh.length = true, -1 // chunked wins over a length (RFC 9112 6.3)
+	}
+	if http10 && !keepAlive {
+		rh.close = true
+	}
+	switch {
+	case method == http.MethodHead, rh.status < 200, rh.status == http.StatusNoContent, rh.status == http.StatusNotModified:
+		rh.length, rh.chunked = 0, false
+	case rh.length < 0 && !rh.chunked:
+		rh.close = true // the body ends with the connection
+	}
+	if len(p.fields) == 0 {
+		return nil
+	}
+	slots := make([]string, len(p.fields)) // one allocation for every value slot
+	for i, f := range p.fields {
+		if hopHeaders[f.key] || (conn != nil && listed(conn, f.key)) {
+			continue
+		}
+		slots[i] = vals[f.start:f.end]
+		if prev, ok := rh.header[f.key]; ok {
+			rh.header[f.key] = append(prev, slots[i])
+		} else {
+			rh.header[f.key] = slots[i : i+1 : i+1]
+		}
+	}
+	return nil
+}
+
+// readTrailer reads the trailer section after a chunked body's last chunk
+// into h, keeping the fields the head announced.
+func (p *headParser) readTrailer(br *bufio.Reader, announced string, h http.Header) error {
+	size := 0
+	for {
+		line, err := readLine(br)
+		if err != nil {
+			return err
+		}
+		if size += len(line); size > maxHeadBytes {
+			return errHeadTooLarge
+		}
+		if len(line) == 0 {
+			return nil
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return fmt.Errorf("%w: trailer line %q", errMalformed, line)
+		}
+		key := canonicalKey(line[:colon])
+		for _, name := range splitTokens(announced) {
+			if textproto.CanonicalMIMEHeaderKey(name) == key {
+				h[key] = append(h[key], string(bytes.TrimSpace(line[colon+1:])))
+				break
+			}
+		}
+	}
+}
+
+// body returns the reader of rh's body on br.
+func (rh *respHead) body(br *bufio.Reader) io.Reader {
+	switch {
+	case rh.chunked:
+		return httputil.NewChunkedReader(br)
+	case rh.length >= 0:
+		return &lengthReader{r: br, n: rh.length}
+	default:
+		return br // until the backend closes the connection
+	}
+}
+
+// lengthReader reads exactly n bytes: a backend that closes early is an
+// error, not a short body.
+type lengthReader struct {
+	r io.Reader
+	n int64
+}
+
+func (l *lengthReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	if err == io.EOF && l.n > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	if l.n == 0 && err == nil {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// canonicalKey returns the canonical form of a header name, without
+// allocating for the common ones.
+func canonicalKey(b []byte) string {
+	if k, ok := commonKeys[string(b)]; ok {
+		return k
+	}
+	return textproto.CanonicalMIMEHeaderKey(string(b))
+}
+
+// commonKeys maps the usual spellings of common response headers to their
+// canonical form.
+var commonKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Accept-Ranges", "Age", "Cache-Control", "Connection", "Content-Disposition",
+		"Content-Encoding", "Content-Language", "Content-Length", "Content-Location",
+		"Content-Range", "Content-Security-Policy", "Content-Type", "Date", "Etag", "Expires",
+		"Keep-Alive", "Last-Modified", "Link", "Location", "Server", "Set-Cookie",
+		"Strict-Transport-Security", "Trailer", "Transfer-Encoding", "Upgrade", "Vary", "Via",
+		"Www-Authenticate", "X-Content-Type-Options", "X-Frame-Options", "X-Request-Id",
+		"Sec-Websocket-Accept", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions",
+		"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Retry-After",
+	} {
+		m[k] = k
+		m[toLowerASCII(k)] = k
+	}
+	return m
+}()
+
+func validKeyByte(c byte) bool {
+	return c > ' ' && c < 0x7f && c != ':' && c != '(' && c != ')' && c != '<' && c != '>' &&
+		c != '@' && c != ',' && c != ';' && c != '\\' && c != '"' && c != '/' && c != '[' &&
+		c != ']' && c != '?' && c != '=' && c != '{' && c != '}'
+}
+
+// splitTokens splits a comma-separated list, trimming white space.
+func splitTokens(v string) []string {
+	var out []string
+	for len(v) > 0 {
+		i := 0
+		for i < len(v) && v[i] != ',' {
+			i++
+		}
+		tok := trimOWS(v[:i])
+		if tok != "" {
+			out = append(out, tok)
+		}
+		if i == len(v) {
+			break
+		}
+		v = v[i+1:]
+	}
+	return out
+}
+
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func toLowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}

@@ -116,10 +116,12 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 		MaxIdleConns:          p.MaxIdleConnsPerBackend,
 		SendTimeout:           secs(p.SendTimeoutSecs),
 		TrustedProxies:        trustedProxies(p.TrustedProxies),
+		Latency:               func(id string) interface{ Observe(float64) } { return a.metrics.Upstream(id) },
 		Log:                   log,
 	}), nil)
 	a.checker = health.New(healthOptions(cfg.HealthCheck, log, a.metrics.Registry()))
 	a.reg.Watch(a.checker)
+	a.reg.Watch(a.metrics)
 	if err := a.buildTLS(cfg); err != nil {
 		return nil, err
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"fronttier/internal/backend"
 )
 
 // UnknownDomain labels requests whose Host matched no virtual host, so that
@@ -29,6 +31,7 @@ type Metrics struct {
 	connections prometheus.Gauge
 	retries     *prometheus.CounterVec
 	panics      *prometheus.CounterVec
+	upstream    *prometheus.HistogramVec
 
 	// series caches the children of requests and duration per label set:
 	// after the first request of a kind, reporting is a lock-free
@@ -75,8 +78,13 @@ func New(reg *prometheus.Registry) *Metrics {
 			Name: "proxy_panic_requests_total",
 			Help: "Requests sent to an unhealthy backend because no backend of the domain's tag was healthy (panic mode).",
 		}, []string{"domain"}),
+		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "proxy_upstream_duration_ms",
+			Help:    "Time from sending a request to a backend to receiving its response head, in milliseconds.",
+			Buckets: DurationBuckets,
+		}, []string{"backend"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.connections, m.retries, m.panics,
+	reg.MustRegister(m.requests, m.duration, m.connections, m.retries, m.panics, m.upstream,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -114,6 +122,26 @@ func (m *Metrics) Retry(domain, backend string) { m.retries.WithLabelValues(doma
 
 // Panic counts a request routed in panic mode (proxy.Observer).
 func (m *Metrics) Panic(domain string) { m.panics.WithLabelValues(domain).Inc() }
+
+// Upstream returns the observer of backend id's response times, in
+// milliseconds; resolve it once per backend, observe lock-free after.
+func (m *Metrics) Upstream(id string) prometheus.Observer { return m.upstream.WithLabelValues(id) }
+
+// Added implements backend.Watcher; series appear with the first request.
+func (m *Metrics) Added(*backend.Backend) {}
+
+// Removed implements backend.Watcher: a removed backend's series go.
+func (m *Metrics) Removed(b *backend.Backend) {
+	m.upstream.DeleteLabelValues(b.ID)
+	m.requests.DeletePartialMatch(prometheus.Labels{"backend": b.ID})
+	m.retries.DeletePartialMatch(prometheus.Labels{"backend": b.ID})
+	m.series.Range(func(k, _ any) bool {
+		if k.(seriesKey).backend == b.ID {
+			m.series.Delete(k)
+		}
+		return true
+	})
+}
 
 // Forget drops the series of a domain that no longer exists, so deleted
 // domains do not linger in the output.

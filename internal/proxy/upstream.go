@@ -35,6 +35,9 @@ type UpstreamOptions struct {
 	// (X-Forwarded-For extended with their address); from anyone else
 	// those headers are replaced.
 	TrustedProxies []netip.Prefix
+	// Latency, if set, gives each backend's observer of response-head
+	// times in milliseconds (resolved once per backend).
+	Latency func(backendID string) interface{ Observe(float64) }
 	// Log receives errors met while copying bodies.
 	Log *slog.Logger
 }
@@ -52,11 +55,12 @@ type UpstreamOptions struct {
 // that a backend answering before it has read the whole body cannot
 // deadlock the exchange.
 type Upstream struct {
-	addr   string
-	o      UpstreamOptions
-	dialer net.Dialer
-	bufs   *bufferPool
-	log    *slog.Logger
+	addr    string
+	o       UpstreamOptions
+	dialer  net.Dialer
+	bufs    *bufferPool
+	log     *slog.Logger
+	latency interface{ Observe(float64) } // nil: not measured
 
 	mu     sync.Mutex // guards idle and closed; per backend, never global
 	idle   []*pconn   // a stack: the most recently used connection is last
@@ -79,13 +83,17 @@ func NewFactory(o UpstreamOptions) backend.Factory {
 	}
 	bufs := &bufferPool{}
 	return func(b *backend.Backend) http.Handler {
-		return &Upstream{
+		u := &Upstream{
 			addr:   b.Addr,
 			o:      o,
 			dialer: net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second},
 			bufs:   bufs,
 			log:    o.Log.With("backend_addr", b.Addr),
 		}
+		if o.Latency != nil {
+			u.latency = o.Latency(b.ID)
+		}
+		return u
 	}
 }
 
@@ -289,6 +297,7 @@ func replayable(r *http.Request) bool {
 // reached the backend.
 func (u *Upstream) try(pc *pconn, w http.ResponseWriter, r *http.Request) (_ *exchange, err error, sent bool) {
 	ex := &exchange{pc: pc}
+	start := time.Now()
 	pc.watch(r.Context(), u.o.ResponseHeaderTimeout)
 	if err := writeHead(pc.bw, r, u.trusted(r)); err != nil {
 		return nil, err, false
@@ -329,6 +338,9 @@ func (u *Upstream) try(pc *pconn, w http.ResponseWriter, r *http.Request) (_ *ex
 		return nil, err, true
 	}
 	pc.hard = time.Time{} // the body may take as long as it takes
+	if u.latency != nil {
+		u.latency.Observe(float64(time.Since(start).Microseconds()) / 1000)
+	}
 	ex.head = head
 	return ex, nil, true
 }

@@ -288,14 +288,9 @@ loop:
 // file is refused and the running configuration stays.
 func (a *App) reload() {
 	log := a.log.Logger
-	cfg, err := config.Load(a.o.ConfigPath)
+	old, cfg, err := a.store.Reload(func() (*config.Config, error) { return config.Load(a.o.ConfigPath) })
 	if err != nil {
 		log.Error("reload refused: configuration is invalid, keeping the running one", "error", err)
-		return
-	}
-	old := a.store.Config()
-	if err := a.store.Replace(cfg); err != nil {
-		log.Error("reload refused", "error", err)
 		return
 	}
 	if lvl, err := logging.ParseLevel(cfg.Logging.Level); err == nil {

@@ -95,11 +95,34 @@ func (s *Store) SetHooks(h Hooks) {
 	}
 }
 
-// Replace puts c (already loaded and validated, e.g. from the file on
-// SIGHUP) in force without persisting it. The Check hook still applies.
+// Replace puts c (already loaded and validated) in force without
+// persisting it. The Check hook still applies.
 func (s *Store) Replace(c *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.replaceLocked(c)
+}
+
+// Reload reads the configuration with load and puts it in force, holding
+// the store's lock throughout: no API change can be saved between reading
+// the file and replacing the configuration, so a reload can never undo an
+// acknowledged change. It returns the configuration that was in force and
+// the new one; on error nothing changed.
+func (s *Store) Reload(load func() (*config.Config, error)) (old, cur *config.Config, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := load()
+	if err != nil {
+		return nil, nil, err
+	}
+	old = s.cfg.Load()
+	if err := s.replaceLocked(c); err != nil {
+		return nil, nil, err
+	}
+	return old, s.cfg.Load(), nil
+}
+
+func (s *Store) replaceLocked(c *config.Config) error {
 	next := c.Clone()
 	next.Sort()
 	if err := next.Validate(); err != nil {

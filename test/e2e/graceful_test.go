@@ -393,15 +393,9 @@ func fileBackendIDs(t testing.TB, path string) []string {
 // TestSIGHUPDuringAPIWrites sends SIGHUP (the file unchanged) right before
 // API writes: every acknowledged write must stay in force and in the file.
 //
-// Known product bug, so skipped: App.reload (internal/app/app.go) reads the
-// file before taking the store's lock, and state.Store.Replace then puts
-// that older content in force, undoing a write acknowledged in between; the
-// next write then saves the undone state, dropping the acknowledged change
-// from the file too. Remove the Skip once reload loads under the lock.
+// The reload reads the file under the store's lock (state.Store.Reload), so
+// no write can be acknowledged between the read and the replacement.
 func TestSIGHUPDuringAPIWrites(t *testing.T) {
-	if os.Getenv("KNOWN_BUGS") == "" {
-		t.Skip("known bug: a SIGHUP racing an API write undoes the write (App.reload loads the file outside the store's lock)")
-	}
 	t.Parallel()
 	p := newProxy(t, conf{})
 	const n = 100

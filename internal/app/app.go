@@ -52,17 +52,18 @@ type Options struct {
 
 // App is a running fronttier.
 type App struct {
-	o       Options
-	log     *logging.Logger
-	access  *logging.AccessLog
-	metrics *metrics.Metrics
-	reg     *backend.Registry
-	checker *health.Checker
-	certs   *certs.Manager
-	acme    *acme.Manager
-	store   *state.Store
-	proxy   *proxy.Handler
-	servers []*server
+	o        Options
+	log      *logging.Logger
+	access   *logging.AccessLog
+	metrics  *metrics.Metrics
+	reg      *backend.Registry
+	checker  *health.Checker
+	upgrades proxy.Upgrades // WebSockets, drained at shutdown
+	certs    *certs.Manager
+	acme     *acme.Manager
+	store    *state.Store
+	proxy    *proxy.Handler
+	servers  []*server
 }
 
 // server is one bound listener and the http.Server on it.
@@ -119,6 +120,7 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 		SendTimeout:           secs(p.SendTimeoutSecs),
 		TrustedProxies:        trustedProxies(p.TrustedProxies),
 		Latency:               func(id string) interface{ Observe(float64) } { return a.metrics.Upstream(id) },
+		Upgrades:              &a.upgrades,
 		Log:                   log,
 	}), nil)
 	a.checker = health.New(healthOptions(cfg.HealthCheck, log, a.metrics.Registry()))
@@ -320,6 +322,12 @@ func (a *App) shutdown() {
 			}
 			done <- struct{}{}
 		}()
+	}
+	if n := a.upgrades.Len(); n > 0 {
+		log.Info("waiting for upgraded connections (WebSockets) to close", "open", n)
+	}
+	if err := a.upgrades.Shutdown(ctx); err != nil {
+		log.Warn("drain timed out, closing upgraded connections", "open", a.upgrades.Len())
 	}
 	for range a.servers {
 		<-done

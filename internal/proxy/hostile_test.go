@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -194,5 +195,39 @@ func TestSmuggling(t *testing.T) {
 				break
 			}
 		})
+	}
+}
+
+// TestUpgradesShutdown: a graceful shutdown waits for upgraded connections
+// until its deadline, then closes the ones still open.
+func TestUpgradesShutdown(t *testing.T) {
+	t.Parallel()
+	var u Upgrades
+	if err := u.Shutdown(context.Background()); err != nil {
+		t.Fatalf("nothing open: %v", err)
+	}
+	c1, c2 := net.Pipe()
+	b1, b2 := net.Pipe()
+	defer c2.Close()
+	defer b2.Close()
+	done := u.add(c1, b1)
+
+	// Ends by itself before the deadline: Shutdown returns nil.
+	go done()
+	if err := u.Shutdown(context.Background()); err != nil {
+		t.Fatalf("drained connection: %v", err)
+	}
+
+	// Still open at the deadline: closed.
+	d1, d2 := net.Pipe()
+	defer d2.Close()
+	u.add(d1, b1)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := u.Shutdown(ctx); err == nil {
+		t.Fatal("Shutdown reported a clean drain with a connection still open")
+	}
+	if _, err := d2.Write([]byte("x")); err == nil {
+		t.Error("the connection still open at the deadline was not closed")
 	}
 }

@@ -136,6 +136,10 @@ func (u *Upstream) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange)
 		return
 	}
 	pc.c.SetDeadline(time.Time{})
+	if u.o.Upgrades != nil {
+		done := u.o.Upgrades.add(client, pc.c)
+		defer done()
+	}
 	// Copy both ways; when either direction ends, close both connections
 	// (the deferred Closes) so the other copy ends too.
 	done := make(chan struct{}, 2)

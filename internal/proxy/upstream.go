@@ -35,6 +35,9 @@ type UpstreamOptions struct {
 	// (X-Forwarded-For extended with their address); from anyone else
 	// those headers are replaced.
 	TrustedProxies []netip.Prefix
+	// Upgrades, if set, tracks upgraded (WebSocket) connections so that a
+	// graceful shutdown can drain them.
+	Upgrades *Upgrades
 	// Latency, if set, gives each backend's observer of response-head
 	// times in milliseconds (resolved once per backend).
 	Latency func(backendID string) interface{ Observe(float64) }

@@ -217,6 +217,9 @@ func (a *App) listen(name, addr string, h http.Handler, p *config.Proxy) (net.Li
 		srv.ConnState = a.metrics.ConnState
 	}
 	if name == "https" {
+		// The RFC's default frame size: frames larger than a client can
+		// assume are refused with FRAME_SIZE_ERROR, as h2spec checks.
+		srv.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 16 << 10}
 		srv.TLSConfig = a.certs.TLSConfig()
 		srv.ErrorLog = a.certs.HandshakeErrorLog(a.log.Logger)
 	}

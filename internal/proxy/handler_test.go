@@ -458,3 +458,34 @@ func TestDrainOnRemoval(t *testing.T) {
 		t.Fatalf("in-flight request on a removed backend: %d %q", resp.StatusCode, body)
 	}
 }
+
+// TestClientCloseKeepsBackendConnection: a client's Connection: close
+// does not cost the backend connection, which goes back to the pool.
+func TestClientCloseKeepsBackendConnection(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: named("live"), ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	s := newSetup(t, UpstreamOptions{}, Options{}, [2]string{"live", ln.Addr().String()})
+	for range 5 {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Host, req.Close = "example.com", true
+		rec := httptest.NewRecorder()
+		s.h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Fatalf("status %d", rec.Code)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d backend connections for 5 requests from closing clients, want 1 reused", n)
+	}
+}

@@ -34,7 +34,9 @@ func (u *Upstream) respond(w http.ResponseWriter, r *http.Request, ex *exchange)
 			clean = false // the backend answered before taking the whole body
 		}
 	}
-	if clean && !head.close && !r.Close {
+	// A client's Connection: close concerns its own connection only (it is
+	// not forwarded): the backend's stays reusable.
+	if clean && !head.close {
 		u.put(ex.pc)
 	} else {
 		ex.pc.close()

@@ -63,6 +63,10 @@ type Backend struct {
 	status   atomic.Pointer[Status]
 	removed  atomic.Bool
 	onChange func(*Backend, Health, Health)
+
+	// FailureLog throttles the proxy's log lines about this backend's
+	// failures.
+	FailureLog Throttle
 }
 
 // Health returns the current health.
@@ -117,4 +121,17 @@ func (b *Backend) close() {
 	if c, ok := b.Forward.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
+}
+
+// Throttle lets an event through at most once per interval, lock-free, so
+// that something happening on every request (a failing backend, panic
+// routing) is logged once in a while rather than per request. The zero
+// value lets the first event through.
+type Throttle struct{ last atomic.Int64 }
+
+// Allow reports whether an event at now may pass: true at most once per
+// every, across all goroutines.
+func (t *Throttle) Allow(now time.Time, every time.Duration) bool {
+	last, n := t.last.Load(), now.UnixNano()
+	return n-last >= int64(every) && t.last.CompareAndSwap(last, n)
 }

@@ -221,3 +221,32 @@ func TestRegistryNilFactory(t *testing.T) {
 		t.Errorf("after Sync(nil): removed %v, All %v", b.Removed(), r.All())
 	}
 }
+
+func TestThrottle(t *testing.T) {
+	t.Parallel()
+	var th Throttle
+	t0 := time.Unix(1000, 0)
+	if !th.Allow(t0, time.Second) {
+		t.Fatal("the first event was held back")
+	}
+	if th.Allow(t0.Add(999*time.Millisecond), time.Second) {
+		t.Error("a second event within the interval passed")
+	}
+	if !th.Allow(t0.Add(time.Second), time.Second) {
+		t.Error("an event one interval later was held back")
+	}
+	// Many goroutines at the same instant: exactly one passes.
+	var passed atomic.Int32
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			if th.Allow(t0.Add(5*time.Second), time.Second) {
+				passed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if passed.Load() != 1 {
+		t.Errorf("%d of 16 concurrent events passed, want 1", passed.Load())
+	}
+}

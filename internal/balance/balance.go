@@ -7,7 +7,6 @@ package balance
 import (
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	"fronttier/internal/backend"
 )
@@ -38,7 +37,8 @@ type Pool struct {
 	Backends []*backend.Backend
 	policy   Policy
 	panicRR  atomic.Uint64
-	panicLog atomic.Int64 // unix nanoseconds of the last panic-mode log line
+	// PanicLog throttles the log lines about panic-mode picks.
+	PanicLog backend.Throttle
 }
 
 // NewPool builds a pool. weights, used by the weighted policy, gives each
@@ -79,13 +79,6 @@ func (p *Pool) Pick(tried []*backend.Backend) (b *backend.Backend, panicked bool
 		}
 	}
 	return nil, false
-}
-
-// ShouldLogPanic reports whether a panic-mode pick at now should be logged:
-// true at most once per every, across all goroutines.
-func (p *Pool) ShouldLogPanic(now time.Time, every time.Duration) bool {
-	last, n := p.panicLog.Load(), now.UnixNano()
-	return n-last >= int64(every) && p.panicLog.CompareAndSwap(last, n)
 }
 
 // Len returns the number of backends in the pool.

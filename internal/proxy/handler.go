@@ -235,9 +235,13 @@ func (e statusError) Error() string { return "status " + strconv.Itoa(int(e)) }
 // left before the answer: nginx's 499.
 const statusClientClosed = 499
 
-// failed answers a request that no backend could serve.
+// failed answers a request that no backend could serve. The failure is
+// logged at most every logEvery per backend: during an outage every request
+// fails, and the metrics and access log already count each one.
 func (h *Handler) failed(w http.ResponseWriter, host *route.Host, b *backend.Backend, err error) answer {
-	h.o.Log.Warn("backend failed", "domain", host.Domain, "backend", b.ID, "error", err)
+	if b.FailureLog.Allow(time.Now(), logEvery) {
+		h.o.Log.Warn("backend failed", "domain", host.Domain, "backend", b.ID, "error", err)
+	}
 	if isTimeout(err) {
 		return plain(w, http.StatusGatewayTimeout, "504 gateway timeout\n")
 	}
@@ -246,18 +250,20 @@ func (h *Handler) failed(w http.ResponseWriter, host *route.Host, b *backend.Bac
 
 // panicking notes that host's pool had no healthy backend left and a
 // request went to an unhealthy one anyway: counted every time, logged at
-// most every panicLogEvery per pool.
+// most every logEvery per pool.
 func (h *Handler) panicking(host *route.Host, b *backend.Backend) {
 	if h.o.Observer != nil {
 		h.o.Observer.Panic(host.Domain)
 	}
-	if host.Pool.ShouldLogPanic(time.Now(), panicLogEvery) {
+	if host.Pool.PanicLog.Allow(time.Now(), logEvery) {
 		h.o.Log.Warn("no healthy backend for tag, sending traffic to unhealthy backends (panic mode)",
 			"domain", host.Domain, "tag", host.Tag, "backend", b.ID)
 	}
 }
 
-const panicLogEvery = 10 * time.Second
+// logEvery is how often a condition that can hit every request (a failing
+// backend, panic routing) is logged; metrics count every occurrence.
+const logEvery = 10 * time.Second
 
 // send forwards r to b, counting it in flight meanwhile.
 func (h *Handler) send(b *backend.Backend, rec *recorder, r *http.Request) {
@@ -269,17 +275,17 @@ func (h *Handler) send(b *backend.Backend, rec *recorder, r *http.Request) {
 // retryable reports whether a failed attempt may be sent to another
 // backend: always when the connection could not be made (nothing was
 // sent), and for idempotent methods on any failure before a response
-// (reset, early close, response-header timeout).
+// (reset, early close, response-header timeout). The body's own
+// replayability is the caller's to check.
 func retryable(r *http.Request, err error) bool {
 	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	var maxErr *http.MaxBytesError
-	if errors.As(err, &maxErr) {
-		return false
-	}
-	switch r.Method {
+	return errors.As(err, &op) && op.Op == "dial" || idempotent(r.Method)
+}
+
+// idempotent reports whether sending a request with method twice has the
+// effect of sending it once (RFC 9110 section 9.2.2).
+func idempotent(method string) bool {
+	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
 		return true
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -488,4 +489,35 @@ func TestClientCloseKeepsBackendConnection(t *testing.T) {
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d backend connections for 5 requests from closing clients, want 1 reused", n)
 	}
+}
+
+// TestFailureLogThrottled: while a backend is down every request fails;
+// the log says so once per logEvery, not once per request.
+func TestFailureLogThrottled(t *testing.T) {
+	t.Parallel()
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	s := newSetup(t, UpstreamOptions{DialTimeout: time.Second}, Options{Log: log}, [2]string{"dead", closedAddr(t)})
+	for range 20 {
+		if resp := do(t, s.h, "GET", "example.com", "/", nil); resp.StatusCode != 502 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logs.String(), "backend failed"); n != 1 {
+		t.Errorf("%d log lines for 20 failed requests, want 1:\n%s", n, logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

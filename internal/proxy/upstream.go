@@ -282,18 +282,11 @@ func (u *Upstream) exchange(w http.ResponseWriter, r *http.Request) (*exchange, 
 	}
 }
 
-// replayable reports whether r may be sent again after it may have reached
-// the backend: an idempotent method with no body.
-func replayable(r *http.Request) bool {
-	if r.ContentLength != 0 {
-		return false
-	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	return false
-}
+// replayable reports whether r may be sent again on a new connection
+// after it may have reached the backend: an idempotent method, and no body
+// (what was read of it cannot be read again here; the Handler replays
+// buffered bodies on another backend).
+func replayable(r *http.Request) bool { return r.ContentLength == 0 && idempotent(r.Method) }
 
 // try writes r on pc and reads the response head, its end-to-end fields
 // straight into w's header. sent reports whether the request may have

@@ -25,15 +25,23 @@ var hopHeaders = map[string]bool{
 	"Upgrade":             true,
 }
 
-// skipRequestHeaders are set by the proxy itself on the way out.
-var skipRequestHeaders = map[string]bool{
-	"Content-Length":    true,
-	"Expect":            true, // the server already answered 100-continue
-	"X-Forwarded-For":   true,
-	"X-Forwarded-Host":  true,
-	"X-Forwarded-Proto": true,
-	"Host":              true,
-}
+// notForwarded are the request headers writeHead does not copy: the
+// hop-by-hop ones, and those the proxy writes itself. One set, so that each
+// request header costs one lookup.
+var notForwarded = func() map[string]bool {
+	m := map[string]bool{
+		"Content-Length":    true,
+		"Expect":            true, // the server already answered 100-continue
+		"X-Forwarded-For":   true,
+		"X-Forwarded-Host":  true,
+		"X-Forwarded-Proto": true,
+		"Host":              true,
+	}
+	for k := range hopHeaders {
+		m[k] = true
+	}
+	return m
+}()
 
 // connectionTokens returns the header names a Connection header lists
 // (they are hop-by-hop too), or nil.
@@ -44,10 +52,8 @@ func connectionTokens(h http.Header) []string {
 	}
 	var names []string
 	for _, v := range vv {
-		for f := range strings.SplitSeq(v, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				names = append(names, http.CanonicalHeaderKey(f))
-			}
+		for _, f := range splitTokens(v) {
+			names = append(names, http.CanonicalHeaderKey(f))
 		}
 	}
 	return names
@@ -71,10 +77,13 @@ func upgradeType(h http.Header) string {
 	return h.Get("Upgrade")
 }
 
+// headerHasToken reports whether a comma-separated header lists token,
+// compared ASCII case-insensitively (as the response parser does: Unicode
+// folding would let look-alike letters through).
 func headerHasToken(h http.Header, name, token string) bool {
 	for _, v := range h[name] {
-		for f := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(f), token) {
+		for _, f := range splitTokens(v) {
+			if equalFold(f, token) {
 				return true
 			}
 		}
@@ -101,7 +110,7 @@ func writeHead(bw *bufio.Writer, r *http.Request, trusted bool) error {
 
 	conn := connectionTokens(r.Header)
 	for k, vv := range r.Header {
-		if hopHeaders[k] || skipRequestHeaders[k] || (conn != nil && listed(conn, k)) {
+		if notForwarded[k] || (conn != nil && listed(conn, k)) {
 			continue
 		}
 		for _, v := range vv {

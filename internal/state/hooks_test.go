@@ -43,7 +43,7 @@ func TestHooks(t *testing.T) {
 	}
 	next := s.Config().Clone()
 	next.VirtualHosts = append(next.VirtualHosts, config.VirtualHost{Domain: "bad.example.com", EnabledBackendsTag: "a"})
-	if err := s.Replace(next); !errors.Is(err, refuse) {
+	if err := replace(s, next); !errors.Is(err, refuse) {
 		t.Errorf("Replace skipped the Check hook: %v", err)
 	}
 }

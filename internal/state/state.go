@@ -95,14 +95,6 @@ func (s *Store) SetHooks(h Hooks) {
 	}
 }
 
-// Replace puts c (already loaded and validated) in force without
-// persisting it. The Check hook still applies.
-func (s *Store) Replace(c *config.Config) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.replaceLocked(c)
-}
-
 // Reload reads the configuration with load and puts it in force, holding
 // the store's lock throughout: no API change can be saved between reading
 // the file and replacing the configuration, so a reload can never undo an

@@ -837,7 +837,7 @@ func TestHealthSurvivesRebuilds(t *testing.T) {
 		{name: "replace", edit: func() error {
 			c := f.store.Config().Clone()
 			c.Logging.Level = "debug"
-			return f.store.Replace(c)
+			return replace(f.store, c)
 		}},
 	}
 	for _, e := range edits {
@@ -1016,7 +1016,7 @@ func TestReplace(t *testing.T) {
 	next.VirtualHosts[0].EnabledBackendsTag = "b"
 	next.Backends = next.Backends[1:] // web-v1 removed by hand
 	next.Backends = append(next.Backends, config.Backend{ID: "aaa", Address: "10.0.0.1:80", Tags: []string{"a"}})
-	if err := f.store.Replace(next); err != nil {
+	if err := replace(f.store, next); err != nil {
 		t.Fatalf("Replace: %v", err)
 	}
 	if f.p.count() != 0 {
@@ -1043,7 +1043,7 @@ func TestReplace(t *testing.T) {
 	cfgBefore, tableBefore, snapshot := f.store.Config(), f.store.Table(), f.store.Config().Clone()
 	bad := baseConfig()
 	bad.Backends[0].Address = "nope"
-	if err := f.store.Replace(bad); !errors.Is(err, ErrInvalid) {
+	if err := replace(f.store, bad); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Replace(invalid) = %v, want ErrInvalid", err)
 	}
 	assertUnchanged(t, f, cfgBefore, tableBefore, snapshot)

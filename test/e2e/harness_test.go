@@ -377,6 +377,10 @@ type conf struct {
 	// file when empty, so that no test creates the default "acme-cache"
 	// in the working directory.
 	CacheDir string
+	// ProxyExtra is TOML added to the [proxy] section.
+	ProxyExtra string
+	// Pprof turns on the [debug] pprof listener.
+	Pprof bool
 }
 
 type domainConf struct{ Domain, Tag string }
@@ -397,7 +401,7 @@ func (c conf) String() string {
 listen_addr_http = "127.0.0.1:0"
 management_api_addr = "127.0.0.1:0"
 shutdown_timeout_secs = 10
-
+%s
 [logging]
 level = "info"
 format = "json"
@@ -411,7 +415,10 @@ listen_addr = "127.0.0.1:0"
 [health_check]
 interval_secs = 1
 timeout_secs = 1
-`, c.AccessLog, c.Metrics)
+`, c.ProxyExtra, c.AccessLog, c.Metrics)
+	if c.Pprof {
+		s.WriteString("\n[debug]\npprof_addr = \"127.0.0.1:0\"\n")
+	}
 	if c.CacheDir != "" {
 		fmt.Fprintf(&s, "\n[lets_encrypt]\ncache_dir = %q\n", c.CacheDir)
 	}
@@ -468,6 +475,7 @@ type proxyProc struct {
 	HTTPS   string // "" unless listen_addr is set
 	API     string
 	Metrics string // "" unless [metrics] is enabled
+	Pprof   string // "" unless [debug] pprof_addr is set
 	client  *http.Client
 }
 
@@ -512,6 +520,8 @@ func startProxy(t testing.TB, path string) *proxyProc {
 			p.API = addr
 		case "metrics":
 			p.Metrics = addr
+		case "pprof":
+			p.Pprof = addr
 		}
 	}
 	if p.HTTP == "" || p.API == "" {

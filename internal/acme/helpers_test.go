@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"fronttier/internal/testutil"
 )
 
 // waitTimeout bounds every wait for the manager to do something.
@@ -148,7 +150,7 @@ func describe(events []event) string {
 type testManager struct {
 	*Manager
 	inst     *fakeInstaller
-	logs     *syncBuffer
+	logs     *testutil.SyncBuffer
 	cacheDir string
 }
 
@@ -156,7 +158,7 @@ type testManager struct {
 // then refuses connections) with fast retries; edit adjusts the options.
 func newTestManager(t *testing.T, env *pebbleEnv, edit func(*Options)) *testManager {
 	t.Helper()
-	tm := &testManager{inst: newFakeInstaller(), logs: &syncBuffer{}, cacheDir: filepath.Join(t.TempDir(), "cache")}
+	tm := &testManager{inst: newFakeInstaller(), logs: &testutil.SyncBuffer{}, cacheDir: filepath.Join(t.TempDir(), "cache")}
 	o := Options{
 		Email:        "admin@example.test",
 		DirectoryURL: "https://127.0.0.1:1/dir",

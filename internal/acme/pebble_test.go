@@ -27,6 +27,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"fronttier/internal/testutil"
 )
 
 // This file runs a real Pebble (Let's Encrypt's test CA) and
@@ -168,14 +170,14 @@ func findBinary(t *testing.T, name string) string {
 type process struct {
 	name     string
 	cmd      *exec.Cmd
-	out      *syncBuffer
+	out      *testutil.SyncBuffer
 	exited   chan struct{}
 	stopOnce sync.Once
 }
 
 func startProcess(t *testing.T, bin string, env []string, args ...string) *process {
 	t.Helper()
-	p := &process{name: filepath.Base(bin), out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &process{name: filepath.Base(bin), out: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -511,22 +513,4 @@ func (f *challengeFront) alpnCount(host string) int64 {
 		return 0
 	}
 	return n.(*atomic.Int64).Load()
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -15,7 +15,7 @@ func BenchmarkProxy(b *testing.B) {
 		w.Write(make([]byte, 64))
 	}))
 	s := newSetup(b, UpstreamOptions{MaxIdleConns: 64}, Options{}, [2]string{"up", up})
-	front := serveB(b, s.h)
+	front := frontServer(b, s.h) // internal/server, as the app serves it
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	req, _ := http.NewRequest("GET", "http://"+front+"/", nil)
 	req.Host = "example.com"

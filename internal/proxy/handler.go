@@ -344,6 +344,7 @@ func plain(w http.ResponseWriter, code int, msg string) answer {
 	hdr := w.Header()
 	hdr["Content-Type"] = []string{"text/plain; charset=utf-8"}
 	hdr["X-Content-Type-Options"] = []string{"nosniff"}
+	hdr["Content-Length"] = []string{strconv.Itoa(len(msg))}
 	w.WriteHeader(code)
 	n, _ := io.WriteString(w, msg)
 	return answer{code, int64(n)}

@@ -10,6 +10,8 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"strconv"
+
+	"fronttier/internal/httpx"
 )
 
 // maxHeadBytes bounds a backend's response head (status line and headers).
@@ -174,11 +176,11 @@ func (p *headParser) finish(rh *respHead, vals, method string, http10 bool) erro
 		v := vals[f.start:f.end]
 		switch f.key {
 		case "Connection":
-			for _, tok := range splitTokens(v) {
+			for tok, rest := httpx.NextToken(v); tok != ""; tok, rest = httpx.NextToken(rest) {
 				switch {
-				case equalFold(tok, "close"):
+				case httpx.EqualFold(tok, "close"):
 					rh.close = true
-				case equalFold(tok, "keep-alive"):
+				case httpx.EqualFold(tok, "keep-alive"):
 					keepAlive = true
 				}
 				conn = append(conn, textproto.CanonicalMIMEHeaderKey(tok))
@@ -200,7 +202,7 @@ func (p *headParser) finish(rh *respHead, vals, method string, http10 bool) erro
 		}
 	}
 	if te != "" {
-		if !equalFold(te, "chunked") {
+		if !httpx.EqualFold(te, "chunked") {
 			return fmt.Errorf("%w: Transfer-Encoding %q", errMalformed, te)
 		}
 		rh.chunked, rh.length = true, -1 // chunked wins over a length (RFC 9112 6.3)
@@ -252,7 +254,7 @@ func (p *headParser) readTrailer(br *bufio.Reader, announced string, h http.Head
 			return fmt.Errorf("%w: trailer line %q", errMalformed, line)
 		}
 		key := canonicalKey(line[:colon])
-		for _, name := range splitTokens(announced) {
+		for name, rest := httpx.NextToken(announced); name != ""; name, rest = httpx.NextToken(rest) {
 			if textproto.CanonicalMIMEHeaderKey(name) == key {
 				h[key] = append(h[key], string(bytes.TrimSpace(line[colon+1:])))
 				break
@@ -331,55 +333,6 @@ func validKeyByte(c byte) bool {
 	return c > ' ' && c < 0x7f && c != ':' && c != '(' && c != ')' && c != '<' && c != '>' &&
 		c != '@' && c != ',' && c != ';' && c != '\\' && c != '"' && c != '/' && c != '[' &&
 		c != ']' && c != '?' && c != '=' && c != '{' && c != '}'
-}
-
-// splitTokens splits a comma-separated list, trimming white space.
-func splitTokens(v string) []string {
-	var out []string
-	for len(v) > 0 {
-		i := 0
-		for i < len(v) && v[i] != ',' {
-			i++
-		}
-		tok := trimOWS(v[:i])
-		if tok != "" {
-			out = append(out, tok)
-		}
-		if i == len(v) {
-			break
-		}
-		v = v[i+1:]
-	}
-	return out
-}
-
-func trimOWS(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 func toLowerASCII(s string) string {

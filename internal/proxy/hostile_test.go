@@ -11,17 +11,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"fronttier/internal/server"
 )
 
-// frontServer serves h like the app does: with a header timeout, so raw
-// connections can be driven against it.
-func frontServer(t *testing.T, h http.Handler) string {
+// frontServer serves h like the app does (with internal/server and a
+// header timeout), so raw connections can be driven against it.
+func frontServer(t testing.TB, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := server.New(server.Options{Handler: h, ReadHeaderTimeout: 5 * time.Second})
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()

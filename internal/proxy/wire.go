@@ -8,6 +8,8 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"strings"
+
+	"fronttier/internal/httpx"
 )
 
 // hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1 (and the
@@ -52,7 +54,7 @@ func connectionTokens(h http.Header) []string {
 	}
 	var names []string
 	for _, v := range vv {
-		for _, f := range splitTokens(v) {
+		for _, f := range httpx.SplitTokens(v) {
 			names = append(names, http.CanonicalHeaderKey(f))
 		}
 	}
@@ -71,24 +73,10 @@ func listed(names []string, k string) bool {
 // upgradeType returns the protocol r asks to upgrade to ("websocket"), or
 // "" when it is not an upgrade request.
 func upgradeType(h http.Header) string {
-	if !headerHasToken(h, "Connection", "upgrade") {
+	if !httpx.HasToken(h["Connection"], "upgrade") {
 		return ""
 	}
 	return h.Get("Upgrade")
-}
-
-// headerHasToken reports whether a comma-separated header lists token,
-// compared ASCII case-insensitively (as the response parser does: Unicode
-// folding would let look-alike letters through).
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h[name] {
-		for _, f := range splitTokens(v) {
-			if equalFold(f, token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // writeHead writes r's request line and headers for the backend: the
@@ -117,7 +105,7 @@ func writeHead(bw *bufio.Writer, r *http.Request, trusted bool) error {
 			writeField(bw, k, v)
 		}
 	}
-	if te := r.Header["Te"]; len(te) > 0 && headerHasToken(r.Header, "Te", "trailers") {
+	if te := r.Header["Te"]; len(te) > 0 && httpx.HasToken(te, "trailers") {
 		writeField(bw, "Te", "trailers")
 	}
 	if up := upgradeType(r.Header); up != "" {

@@ -1,0 +1,58 @@
+package server
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+)
+
+// BenchmarkServe measures one keep-alive request and answer through a
+// real loopback connection, for this server and, as the reference, for
+// net/http's. The client writes raw requests and reads with
+// http.ReadResponse, the same for both.
+func BenchmarkServe(b *testing.B) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = []string{"text/plain"}
+		w.Header()["Content-Length"] = []string{"5"}
+		io.WriteString(w, "hello")
+	})
+	run := func(b *testing.B, serve func(net.Listener)) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		go serve(ln)
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		req := []byte("GET /bench HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			if _, err := c.Write(req); err != nil {
+				b.Fatal(err)
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	b.Run("server", func(b *testing.B) {
+		s := New(Options{Handler: h})
+		defer s.Close()
+		run(b, func(ln net.Listener) { s.Serve(ln) })
+	})
+	b.Run("net-http", func(b *testing.B) {
+		s := &http.Server{Handler: h}
+		defer s.Close()
+		run(b, func(ln net.Listener) { s.Serve(ln) })
+	})
+}

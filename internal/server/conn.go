@@ -1,0 +1,365 @@
+package server
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Connection states, for Shutdown: new and idle connections may be closed,
+// active ones finish their exchange first.
+const (
+	stateNew int32 = iota
+	stateActive
+	stateIdle
+	stateClosed
+)
+
+// conn is one client connection and the goroutine serving it.
+type conn struct {
+	s     *Server
+	rwc   net.Conn // what requests are read from: the TLS connection, or raw
+	raw   net.Conn // the accepted TCP connection
+	since time.Time
+	state atomic.Int32
+
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	head []byte       // the request head being parsed, reused
+	w    response     // reused for every request
+	ctx  connCtx      // every request's context
+	tmpl http.Request // copied into each request: context, addresses, TLS
+	body *body        // the current request's body, or nil
+	werr error        // a write to the client failed
+
+	continueMu  sync.Mutex  // orders "100 Continue" against the answer
+	canContinue atomic.Bool // a 100 Continue may still be sent
+	continued   atomic.Bool // a 100 Continue was sent for this request
+	hijacked    bool
+}
+
+func (s *Server) newConn(raw net.Conn) *conn {
+	c := &conn{s: s, raw: raw, rwc: raw, since: time.Now()}
+	if s.o.TLS != nil {
+		c.rwc = tls.Server(raw, s.o.TLS)
+	}
+	c.ctx = connCtx{c: c, done: make(chan struct{})}
+	c.w = response{c: c, header: make(http.Header)}
+	return c
+}
+
+// serve serves the connection until it closes, is hijacked or is handed to
+// another protocol.
+func (c *conn) serve() {
+	s := c.s
+	linger := false
+	defer func() {
+		if !c.hijacked {
+			c.close(linger)
+		}
+	}()
+	if tc, ok := c.rwc.(*tls.Conn); ok {
+		if !c.handshake(tc) {
+			return
+		}
+	}
+	c.tmpl.RemoteAddr = c.raw.RemoteAddr().String()
+	c.tmpl = *c.tmpl.WithContext(&c.ctx)
+	c.br, c.bw = s.bufs.get(c.rwc)
+	first := true
+	for {
+		if !c.await(first) {
+			return
+		}
+		first = false
+		req, p, err := c.readRequest()
+		if err != nil {
+			linger = c.refuse(err)
+			return
+		}
+		keep, lingerAfter := c.handle(req, p)
+		if !keep || s.shuttingDown() {
+			linger = lingerAfter
+			return
+		}
+	}
+}
+
+// handshake runs the TLS handshake within the header timeout and hands
+// connections that negotiated another protocol (h2) to its server. It
+// reports whether HTTP/1.x is to be served.
+func (c *conn) handshake(tc *tls.Conn) bool {
+	s := c.s
+	if d := s.o.ReadHeaderTimeout; d > 0 {
+		tc.SetDeadline(time.Now().Add(d))
+	}
+	if err := tc.Handshake(); err != nil {
+		reason := err.Error()
+		var re tls.RecordHeaderError
+		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+			io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+			reason = "client sent an HTTP request to an HTTPS server"
+		}
+		s.logf("http: TLS handshake error from %s: %v", c.raw.RemoteAddr(), reason)
+		return false
+	}
+	tc.SetDeadline(time.Time{})
+	st := tc.ConnectionState()
+	c.tmpl.TLS = &st
+	switch proto := st.NegotiatedProtocol; proto {
+	case "", "http/1.1", "http/1.0":
+		return true
+	default:
+		if fn := s.o.NextProto[proto]; fn != nil && c.state.CompareAndSwap(stateNew, stateActive) {
+			fn(tc)
+		}
+		return false
+	}
+}
+
+// looksLikeHTTP reports whether a TLS record header is really the start of
+// a plain HTTP request (net/http's test).
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
+}
+
+// await waits for the next request's first byte: within the header
+// timeout for the first request, the idle timeout between requests (a
+// request already buffered, pipelined, needs no waiting). It reports false
+// when the connection is to close.
+func (c *conn) await(first bool) bool {
+	s := c.s
+	from := stateNew
+	if !first {
+		from = stateIdle
+		c.state.Store(stateIdle)
+		s.hook(c.rwc, http.StateIdle)
+		if s.shuttingDown() {
+			return false
+		}
+	}
+	armed := false // the header deadline is already running
+	if c.br.Buffered() == 0 {
+		wait := s.o.ReadHeaderTimeout
+		if !first && s.o.IdleTimeout > 0 {
+			wait = s.o.IdleTimeout
+		}
+		c.deadline(wait)
+		armed = wait == s.o.ReadHeaderTimeout
+		if _, err := c.br.Peek(1); err != nil {
+			return false
+		}
+	}
+	if !c.state.CompareAndSwap(from, stateActive) {
+		return false // Shutdown closed it meanwhile
+	}
+	s.hook(c.rwc, http.StateActive)
+	if !armed {
+		c.deadline(s.o.ReadHeaderTimeout)
+	}
+	return true
+}
+
+// deadline arms the read deadline d from now, or clears it when d is 0.
+func (c *conn) deadline(d time.Duration) {
+	if d > 0 {
+		c.rwc.SetReadDeadline(time.Now().Add(d))
+	} else {
+		c.rwc.SetReadDeadline(time.Time{})
+	}
+}
+
+// readRequest reads and parses the next request.
+func (c *conn) readRequest() (*http.Request, parsed, error) {
+	head, err := c.readHead(c.s.maxHeader)
+	if err != nil {
+		return nil, parsed{}, err
+	}
+	req := new(http.Request)
+	*req = c.tmpl
+	p, err := parseRequest(head, req)
+	if err != nil {
+		return nil, p, err
+	}
+	if len(c.head) > maxKeptHead {
+		c.head = nil // do not pin one huge head's buffer for the connection's life
+	}
+	c.body = nil
+	req.Body = http.NoBody
+	if p.length != 0 {
+		c.body = newBody(c, req, p)
+		req.Body = c.body
+		c.canContinue.Store(p.expect)
+		c.continued.Store(false)
+	}
+	return req, p, nil
+}
+
+// maxKeptHead is the largest head buffer kept for the next request.
+const maxKeptHead = 16 << 10
+
+// handle runs the handler for one request and completes the answer. It
+// reports whether the connection may serve another request, and whether
+// closing it should wait for the client's unread bytes (so that they do not
+// turn the close into a reset that destroys the answer).
+func (c *conn) handle(req *http.Request, p parsed) (keep, linger bool) {
+	w := &c.w
+	w.reset(req, p)
+	if c.body != nil {
+		c.rwc.SetReadDeadline(time.Time{}) // body reads are the handler's to bound
+	}
+	ok := c.run(w, req)
+	if w.hijacked {
+		return false, false
+	}
+	b := c.body
+	if b != nil {
+		if b.reading.Load() {
+			c.rwc.SetReadDeadline(aLongTimeAgo) // a read left running must end now
+		}
+		b.Close()
+	}
+	if !ok {
+		c.bw.Flush() // the answer breaks off where the handler left it
+		return false, false
+	}
+	keep = w.finish()
+	if b != nil && keep {
+		if p.expect && !c.continued.Load() {
+			return false, false // the client never sent the body it offered
+		}
+		c.deadline(c.s.o.ReadHeaderTimeout)
+		keep = b.drain()
+		return keep, !keep
+	}
+	return keep, b != nil
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// run calls the handler, turning a panic into a broken-off answer: logged
+// unless it is http.ErrAbortHandler, the deliberate way to abort.
+func (c *conn) run(w *response, req *http.Request) (ok bool) {
+	defer func() {
+		if e := recover(); e != nil {
+			ok = false
+			if e != http.ErrAbortHandler {
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.s.logf("http: panic serving %v: %v\n%s", req.RemoteAddr, e, buf)
+			}
+		}
+	}()
+	c.s.o.Handler.ServeHTTP(w, req)
+	return true
+}
+
+// refuse answers a request the server could not accept, if the failure is
+// one to answer (not a timeout or a closed connection). It reports whether
+// the close should linger.
+func (c *conn) refuse(err error) bool {
+	var se *statusError
+	if !errors.As(err, &se) {
+		return false
+	}
+	text := strconv.Itoa(se.code) + " " + http.StatusText(se.code) + ": " + se.reason
+	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+		se.code, http.StatusText(se.code), len(text), text)
+	c.bw.Flush()
+	return true
+}
+
+// writeContinue sends "100 Continue" unless the answer has begun.
+func (c *conn) writeContinue() error {
+	c.continueMu.Lock()
+	defer c.continueMu.Unlock()
+	if !c.canContinue.Load() {
+		return nil
+	}
+	c.canContinue.Store(false)
+	c.continued.Store(true)
+	c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+	return c.bw.Flush()
+}
+
+// noContinue forgoes the 100 Continue: the answer is being written.
+func (c *conn) noContinue() {
+	if c.canContinue.Load() {
+		c.continueMu.Lock()
+		c.canContinue.Store(false)
+		c.continueMu.Unlock()
+	}
+}
+
+// hijacked is a connection handed over to a handler: with MaxConns it
+// holds its slot until closed.
+type hijacked struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (h *hijacked) Close() error {
+	err := h.Conn.Close()
+	h.once.Do(h.release)
+	return err
+}
+
+// hijack hands the connection over to the handler, returning the
+// connection it is to use.
+func (c *conn) hijack() net.Conn {
+	c.hijacked = true
+	c.state.Store(stateClosed)
+	c.s.forget(c)
+	c.s.hook(c.rwc, http.StateHijacked)
+	if c.s.slots == nil {
+		return c.rwc
+	}
+	return &hijacked{Conn: c.rwc, release: c.s.release}
+}
+
+// lingerFor bounds how long a closing connection reads the client's unread
+// bytes, and how many.
+const (
+	lingerFor   = 500 * time.Millisecond
+	lingerBytes = 256 << 10
+)
+
+// close closes the connection. With linger, it first stops sending (FIN)
+// and reads what the client still sends for a moment: closing a socket with
+// unread input makes the kernel send a reset, which can destroy an answer
+// (413, 431, 400) before the client reads it.
+func (c *conn) close(linger bool) {
+	if c.bw != nil {
+		c.bw.Flush()
+	}
+	if cw, ok := c.raw.(interface{ CloseWrite() error }); ok && linger {
+		if cw.CloseWrite() == nil {
+			c.raw.SetReadDeadline(time.Now().Add(lingerFor))
+			io.Copy(io.Discard, io.LimitReader(c.raw, lingerBytes))
+		}
+	}
+	c.rwc.Close()
+	c.s.release()
+	c.state.Store(stateClosed)
+	c.ctx.cancel()
+	c.s.forget(c)
+	c.s.hook(c.rwc, http.StateClosed)
+	if c.br != nil {
+		c.s.bufs.put(c.br, c.bw)
+		c.br, c.bw = nil, nil
+	}
+}

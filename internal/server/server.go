@@ -1,0 +1,293 @@
+// Package server serves HTTP/1.x on the proxy's data-path listeners with a
+// lean loop of its own, and hands connections that negotiate another
+// protocol by ALPN (HTTP/2) to that protocol's server.
+//
+// Why not net/http's server: under load it spends, per request, a context
+// with cancel, a background read goroutine that watches for the client
+// leaving (and the deadline resets and condition-variable hand-off to stop
+// it), a clone of the header at WriteHeader and a sorted header write. Here
+// one goroutine per connection reads requests into reused buffers and
+// writes answers straight into the connection's buffer; whether the client
+// left is asked of the socket only when the handler wants to know (the
+// request context's Err peeks at it without reading).
+//
+// It serves any http.Handler, with the parts of net/http's contract the
+// data path uses: keep-alive and pipelining (answered in order), chunked
+// and length-delimited bodies both ways, Expect: 100-continue, trailers,
+// Flush, Hijack, read and write deadlines through
+// http.ResponseController, header and idle timeouts, a header size limit,
+// graceful Shutdown. It is stricter than net/http where a request could be
+// read two ways (see parseRequest). Differences: response fields are
+// written in the header map's order, not sorted; Content-Type is never
+// sniffed; a handler answer with no Content-Length is chunked unless the
+// handler finishes without writing a body.
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configures a Server. Handler is required.
+type Options struct {
+	Handler http.Handler
+	// TLS, when set, makes the server terminate TLS on every connection.
+	TLS *tls.Config
+	// NextProto serves connections whose ALPN protocol is a key ("h2"),
+	// as http.Server.TLSNextProto does.
+	NextProto map[string]func(*tls.Conn)
+	// ReadHeaderTimeout bounds the TLS handshake and each request head;
+	// IdleTimeout bounds the wait for the next request on a kept-alive
+	// connection (ReadHeaderTimeout when 0). 0 means no limit.
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	// MaxHeaderBytes bounds a request head; default 1 MiB.
+	MaxHeaderBytes int
+	// MaxConns caps the open connections (upgraded ones included); more
+	// wait in the listener's accept queue. 0 means no cap.
+	MaxConns int
+	// ConnState is called as connections change state, as in http.Server.
+	ConnState func(net.Conn, http.ConnState)
+	// ErrorLog receives failed TLS handshakes and handler panics, in
+	// net/http's words ("http: TLS handshake error from ADDR: REASON").
+	ErrorLog *log.Logger
+	// OnShutdown runs when Shutdown starts (to tell HTTP/2 connections to
+	// go away).
+	OnShutdown []func()
+}
+
+// Server serves HTTP/1.x connections. Its zero value is not usable; use New.
+type Server struct {
+	o         Options
+	maxHeader int
+	date      dateCache
+	bufs      bufPool
+	closing   atomic.Bool
+	done      chan struct{} // closed when closing is set
+	doneOnce  sync.Once
+	slots     chan struct{} // MaxConns semaphore, or nil
+
+	mu        sync.Mutex // guards listeners and conns
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+}
+
+// New returns a Server.
+func New(o Options) *Server {
+	s := &Server{o: o, maxHeader: o.MaxHeaderBytes, done: make(chan struct{})}
+	if s.maxHeader <= 0 {
+		s.maxHeader = 1 << 20
+	}
+	if o.MaxConns > 0 {
+		s.slots = make(chan struct{}, o.MaxConns)
+	}
+	return s
+}
+
+// Serve accepts connections on ln and serves each on its own goroutine
+// until Shutdown or Close, when it returns http.ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	if !s.trackListener(ln, true) {
+		return http.ErrServerClosed
+	}
+	defer s.trackListener(ln, false)
+	var delay time.Duration
+	for {
+		if s.slots != nil {
+			select {
+			case s.slots <- struct{}{}:
+			case <-s.done:
+				return http.ErrServerClosed
+			}
+		}
+		raw, err := ln.Accept()
+		if err != nil {
+			s.release()
+			if s.shuttingDown() {
+				return http.ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of file descriptors and the like: back off and retry,
+			// as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.logf("http: Accept error: %v; retrying in %v", err, delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		c := s.newConn(raw)
+		if !s.track(c) {
+			raw.Close()
+			s.release()
+			return http.ErrServerClosed
+		}
+		s.hook(c.rwc, http.StateNew)
+		go c.serve()
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, lets active ones
+// finish their exchange and close, and returns when none is left or ctx
+// ends (then with ctx's error; Close ends the rest).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.closeListeners()
+	for _, f := range s.o.OnShutdown {
+		go f()
+	}
+	wait := time.Millisecond
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		if s.closeIdle() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			wait = min(2*wait, 100*time.Millisecond)
+			t.Reset(wait)
+		}
+	}
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.closing.Store(true)
+	s.closeListeners()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.rwc.Close()
+	}
+	return nil
+}
+
+func (s *Server) shuttingDown() bool { return s.closing.Load() }
+
+// release frees a connection slot (MaxConns).
+func (s *Server) release() {
+	if s.slots != nil {
+		<-s.slots
+	}
+}
+
+func (s *Server) closeListeners() {
+	s.doneOnce.Do(func() { close(s.done) })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ln := range s.listeners {
+		ln.Close()
+	}
+}
+
+// closeIdle closes the connections waiting for a request (and those that
+// never sent one within 5 s, as net/http does) and reports whether none is
+// left at all.
+func (s *Server) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		switch c.state.Load() {
+		case stateIdle:
+			if c.state.CompareAndSwap(stateIdle, stateClosed) {
+				c.rwc.Close()
+			}
+		case stateNew:
+			if time.Since(c.since) > 5*time.Second && c.state.CompareAndSwap(stateNew, stateClosed) {
+				c.rwc.Close()
+			}
+		}
+	}
+	return len(s.conns) == 0
+}
+
+func (s *Server) trackListener(ln net.Listener, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.listeners, ln)
+		return true
+	}
+	if s.shuttingDown() {
+		return false
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[net.Listener]struct{})
+	}
+	s.listeners[ln] = struct{}{}
+	return true
+}
+
+// track registers a new connection; false when the server is closing.
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown() {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = make(map[*conn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+func (s *Server) hook(c net.Conn, st http.ConnState) {
+	if s.o.ConnState != nil {
+		s.o.ConnState(c, st)
+	}
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.o.ErrorLog != nil {
+		s.o.ErrorLog.Printf(format, args...)
+	}
+}
+
+// bufPool recycles connection buffers between connections.
+type bufPool struct{ r, w sync.Pool }
+
+// bufSize is the size of each connection's read and write buffers.
+const bufSize = 4 << 10
+
+func (p *bufPool) get(c io.ReadWriter) (*bufio.Reader, *bufio.Writer) {
+	br, _ := p.r.Get().(*bufio.Reader)
+	if br == nil {
+		br = bufio.NewReaderSize(c, bufSize)
+	} else {
+		br.Reset(c)
+	}
+	bw, _ := p.w.Get().(*bufio.Writer)
+	if bw == nil {
+		bw = bufio.NewWriterSize(c, bufSize)
+	} else {
+		bw.Reset(c)
+	}
+	return br, bw
+}
+
+func (p *bufPool) put(br *bufio.Reader, bw *bufio.Writer) {
+	br.Reset(nil)
+	bw.Reset(nil)
+	p.r.Put(br)
+	p.w.Put(bw)
+}

@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,17 +22,18 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/netutil"
 
 	"fronttier/internal/acme"
 	"fronttier/internal/admin"
 	"fronttier/internal/backend"
 	"fronttier/internal/certs"
 	"fronttier/internal/config"
+	"fronttier/internal/h2guard"
 	"fronttier/internal/health"
 	"fronttier/internal/logging"
 	"fronttier/internal/metrics"
 	"fronttier/internal/proxy"
+	"fronttier/internal/server"
 	"fronttier/internal/state"
 )
 
@@ -63,14 +65,66 @@ type App struct {
 	acme     *acme.Manager
 	store    *state.Store
 	proxy    *proxy.Handler
-	servers  []*server
+	servers  []*listener
 }
 
-// server is one bound listener and the http.Server on it.
-type server struct {
+// listener is one bound listener and what serves it. The management,
+// metrics and pprof listeners are served by net/http (srv); the data-path
+// listeners by internal/server (h1), which takes its settings, handler and
+// HTTP/2 hand-off from srv when serving starts.
+type listener struct {
 	name string
 	ln   net.Listener
 	srv  *http.Server
+	h1   *server.Server // data path only
+	// maxConns caps the data path's open connections (0: no cap).
+	maxConns int
+}
+
+// dataPath reports whether the listener carries proxied traffic.
+func (s *listener) dataPath() bool { return s.name == "http" || s.name == "https" }
+
+// serve serves the listener until shutdown.
+func (s *listener) serve() error {
+	if !s.dataPath() {
+		return s.srv.Serve(s.ln)
+	}
+	hs := s.srv
+	next := make(map[string]func(*tls.Conn), len(hs.TLSNextProto))
+	for proto, fn := range hs.TLSNextProto {
+		next[proto] = func(c *tls.Conn) { fn(hs, c, hs.Handler) }
+	}
+	s.h1 = server.New(server.Options{
+		Handler:           hs.Handler,
+		TLS:               hs.TLSConfig,
+		NextProto:         next,
+		ReadHeaderTimeout: hs.ReadHeaderTimeout,
+		IdleTimeout:       hs.IdleTimeout,
+		MaxHeaderBytes:    hs.MaxHeaderBytes,
+		MaxConns:          s.maxConns,
+		ConnState:         hs.ConnState,
+		ErrorLog:          hs.ErrorLog,
+		// hs serves no connection itself: its Shutdown only runs the
+		// hooks that send HTTP/2 connections a GOAWAY.
+		OnShutdown: []func(){func() { hs.Shutdown(context.Background()) }},
+	})
+	return s.h1.Serve(s.ln)
+}
+
+// shutdown drains the listener's connections until ctx ends.
+func (s *listener) shutdown(ctx context.Context) error {
+	if s.h1 != nil {
+		return s.h1.Shutdown(ctx)
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+// close closes every connection at once.
+func (s *listener) close() {
+	if s.h1 != nil {
+		s.h1.Close()
+	}
+	s.srv.Close()
 }
 
 // Run loads the configuration and serves until ctx is cancelled, then
@@ -203,9 +257,6 @@ func (a *App) listen(name, addr string, h http.Handler, p *config.Proxy) (net.Li
 	if err != nil {
 		return nil, fmt.Errorf("%s listener: %w", name, err)
 	}
-	if (name == "http" || name == "https") && p.MaxConnections > 0 {
-		ln = netutil.LimitListener(ln, p.MaxConnections)
-	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: secs(p.ReadHeaderTimeoutSecs),
@@ -222,8 +273,14 @@ func (a *App) listen(name, addr string, h http.Handler, p *config.Proxy) (net.Li
 		srv.HTTP2 = &http.HTTP2Config{MaxReadFrameSize: 16 << 10}
 		srv.TLSConfig = a.certs.TLSConfig()
 		srv.ErrorLog = a.certs.HandshakeErrorLog(a.log.Logger)
+		// HTTP/2 through h2guard, for RFC 9113's SETTINGS and
+		// malformed-request rules that Go's server departs from.
+		if err := h2guard.Configure(srv); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("%s listener: %w", name, err)
+		}
 	}
-	a.servers = append(a.servers, &server{name: name, ln: ln, srv: srv})
+	a.servers = append(a.servers, &listener{name: name, ln: ln, srv: srv, maxConns: p.MaxConnections})
 	return ln, nil
 }
 
@@ -237,13 +294,7 @@ func (a *App) serve(ctx context.Context) error {
 		addrs[s.name] = s.ln.Addr().String()
 		log.Info("listening", "listener", s.name, "addr", s.ln.Addr().String())
 		go func() {
-			var err error
-			if s.srv.TLSConfig != nil {
-				err = s.srv.ServeTLS(s.ln, "", "") // keeps HTTP/2 by ALPN
-			} else {
-				err = s.srv.Serve(s.ln)
-			}
-			if !errors.Is(err, http.ErrServerClosed) {
+			if err := s.serve(); !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("%s listener: %w", s.name, err)
 			}
 		}()
@@ -319,9 +370,9 @@ func (a *App) shutdown() {
 	done := make(chan struct{}, len(a.servers))
 	for _, s := range a.servers {
 		go func() {
-			if err := s.srv.Shutdown(ctx); err != nil {
+			if err := s.shutdown(ctx); err != nil {
 				log.Warn("drain timed out, closing connections", "listener", s.name, "error", err)
-				s.srv.Close()
+				s.close()
 			}
 			done <- struct{}{}
 		}()

@@ -145,18 +145,6 @@ func checkTestSSL(t *testing.T, findings []testsslFinding) {
 // skipped, F failed".
 var h2specSummary = regexp.MustCompile(`(\d+) tests, (\d+) passed, (\d+) skipped, (\d+) failed`)
 
-// h2specGoFailures are the h2spec cases that Go's own HTTP/2 server (the
-// one in net/http, which fronttier's HTTPS listener uses) fails: each
-// fails identically against a bare net/http server with a trivial
-// handler on the same Go version (Go 1.26), so they are not the proxy's
-// doing. 8.1.2.2 is golang/go#26321. (4.2 #3 failed too until the HTTPS
-// listener advertised the RFC's 16 KiB frame size instead of Go's 1 MiB.)
-var h2specGoFailures = map[string]bool{
-	"http2/6.5.3: Sends multiple values of SETTINGS_INITIAL_WINDOW_SIZE":                                          true,
-	"http2/8.1.2.2: Sends a HEADERS frame that contains the connection-specific header field":                     true,
-	`http2/8.1.2.2: Sends a HEADERS frame that contains the TE header field with any value other than "trailers"`: true,
-}
-
 // h2specReport is the part of h2spec's JUnit report the test reads.
 type h2specReport struct {
 	Suites []struct {
@@ -171,8 +159,9 @@ type h2specReport struct {
 
 // TestH2Spec runs h2spec (HTTP/2 conformance, RFC 7540/9113 and HPACK)
 // against the HTTPS listener, for a host whose backend is a testbackend,
-// and fails on any failed case that Go's own HTTP/2 server does not fail
-// as well (h2specGoFailures).
+// and fails on any failed case. Three cases that Go's own HTTP/2 server
+// fails (6.5.3 #1, 8.1.2.2 #1 and #2) pass through internal/h2guard; 4.2
+// #3 needs the listener's 16 KiB frame size instead of Go's 1 MiB.
 func TestH2Spec(t *testing.T) {
 	if os.Getenv("H2SPEC") == "" {
 		t.Skip("set H2SPEC=1 to run h2spec against the HTTPS listener")
@@ -210,22 +199,15 @@ func TestH2Spec(t *testing.T) {
 	if err := xml.Unmarshal(readFile(t, junit), &rep); err != nil {
 		t.Fatalf("h2spec JUnit report: %v", err)
 	}
-	var unexpected []string
+	var failed []string
 	for _, s := range rep.Suites {
 		for _, c := range s.Cases {
-			if c.Failure == nil && c.Error == nil {
-				continue
+			if c.Failure != nil || c.Error != nil {
+				failed = append(failed, c.Package+": "+c.ClassName)
 			}
-			id := c.Package + ": " + c.ClassName
-			if h2specGoFailures[id] {
-				t.Logf("fails as Go's net/http HTTP/2 server does: %s", id)
-				continue
-			}
-			unexpected = append(unexpected, id)
 		}
 	}
-	if len(unexpected) > 0 {
-		t.Errorf("h2spec failures that Go's own HTTP/2 server does not have:\n%s\n\nh2spec output:\n%s",
-			strings.Join(unexpected, "\n"), text)
+	if len(failed) > 0 {
+		t.Errorf("h2spec failures:\n%s\n\nh2spec output:\n%s", strings.Join(failed, "\n"), text)
 	}
 }

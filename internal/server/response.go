@@ -204,6 +204,31 @@ func writeValue(bw *bufio.Writer, v string) {
 
 // Write implements http.ResponseWriter.
 func (w *response) Write(p []byte) (int, error) {
+	n, err := w.admit(len(p))
+	if n == 0 || w.noBody {
+		return n, err
+	}
+	w.chunkHead(n)
+	m, werr := w.c.bw.Write(p[:n])
+	return w.wrote(m, werr, err)
+}
+
+// WriteString writes s without converting it to a byte slice.
+func (w *response) WriteString(s string) (int, error) {
+	n, err := w.admit(len(s))
+	if n == 0 || w.noBody {
+		return n, err
+	}
+	w.chunkHead(n)
+	m, werr := w.c.bw.WriteString(s[:n])
+	return w.wrote(m, werr, err)
+}
+
+// admit sends the head if it is due and returns how many of n body bytes
+// may be written: all, those up to the declared length (with
+// http.ErrContentLength), or none when the answer has no body. For HEAD it
+// returns n: the body is dropped, reported as written.
+func (w *response) admit(n int) (int, error) {
 	if w.hijacked {
 		return 0, http.ErrHijacked
 	}
@@ -213,42 +238,37 @@ func (w *response) Write(p []byte) (int, error) {
 	if !w.sent {
 		w.sendHead()
 	}
-	if w.noBody {
-		if w.head {
-			return len(p), nil
-		}
+	switch {
+	case w.noBody && w.head:
+		return n, nil
+	case w.noBody:
 		return 0, http.ErrBodyNotAllowed
+	case w.length >= 0 && w.written+int64(n) > w.length:
+		return int(w.length - w.written), http.ErrContentLength
 	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if w.length >= 0 && w.written+int64(len(p)) > w.length {
-		n, _ := w.write(p[:w.length-w.written])
-		return n, http.ErrContentLength
-	}
-	return w.write(p)
+	return n, nil
 }
 
-func (w *response) write(p []byte) (int, error) {
-	bw := w.c.bw
+// chunkHead starts a chunk of n bytes when the body is chunked.
+func (w *response) chunkHead(n int) {
 	if w.chunked {
-		bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+		bw := w.c.bw
+		bw.WriteString(strconv.FormatInt(int64(n), 16))
 		bw.WriteString("\r\n")
 	}
-	n, err := bw.Write(p)
-	w.written += int64(n)
-	if err == nil && w.chunked {
-		_, err = bw.WriteString("\r\n")
-	}
-	if err != nil {
-		w.c.werr = err
-	}
-	return n, err
 }
 
-// WriteString lets io.WriteString skip a copy.
-func (w *response) WriteString(s string) (int, error) {
-	return w.Write([]byte(s))
+// wrote accounts for m body bytes written and ends the chunk.
+func (w *response) wrote(m int, werr, err error) (int, error) {
+	w.written += int64(m)
+	if werr == nil && w.chunked {
+		_, werr = w.c.bw.WriteString("\r\n")
+	}
+	if werr != nil {
+		w.c.werr = werr
+		return m, werr
+	}
+	return m, err
 }
 
 // Flush implements http.Flusher.

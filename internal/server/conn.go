@@ -289,7 +289,9 @@ func (c *conn) writeContinue() error {
 	if !c.canContinue.Load() {
 		return nil
 	}
-	c.canContinue.Store(false)
+	// canContinue turns false only once the bytes are out: until then an
+	// answer being started (noContinue) waits for the lock.
+	defer c.canContinue.Store(false)
 	c.continued.Store(true)
 	c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 	return c.bw.Flush()

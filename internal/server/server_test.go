@@ -486,3 +486,38 @@ func TestMaxConns(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// TestContinueRace: a body read on another goroutine (which may send the
+// 100 Continue) races the answer being written; under -race this checks
+// that they never write the connection's buffer at once, and the client
+// always gets one well-formed final answer.
+func TestContinueRace(t *testing.T) {
+	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			close(started)
+			io.ReadAll(r.Body)
+		}()
+		<-started // the read, and its 100 Continue, are under way now or soon
+		io.WriteString(w, "early")
+		w.(http.Flusher).Flush()
+		<-done
+	}), nil)
+	for range 50 {
+		c := dial(t, ts.addr)
+		io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err == nil && resp.StatusCode == http.StatusContinue {
+			resp, err = http.ReadResponse(br, nil)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || string(b) != "early" {
+			t.Fatalf("answer %d %q", resp.StatusCode, b)
+		}
+		c.Close()
+	}
+}

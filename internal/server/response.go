@@ -150,9 +150,7 @@ func (w *response) writeFields(final bool) {
 	for k, vv := range w.header {
 		switch k {
 		case "Transfer-Encoding", "Connection", "Trailer", "Keep-Alive":
-			if final {
-				continue
-			}
+			continue // the server's to write
 		case "Content-Length":
 			if !final || w.status < 200 || w.status == http.StatusNoContent {
 				continue

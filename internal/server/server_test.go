@@ -521,3 +521,28 @@ func TestContinueRace(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestInformational: a 1xx answer goes out at once with the fields set so
+// far (not the server's framing fields), and the final answer follows.
+func TestInformational(t *testing.T) {
+	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusEarlyHints)
+		io.WriteString(w, "final")
+	}), nil)
+	c := dial(t, ts.addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	early, err := http.ReadResponse(br, nil)
+	if err != nil || early.StatusCode != http.StatusEarlyHints || early.Header.Get("Link") == "" || early.Header.Get("Connection") != "" {
+		t.Fatalf("interim answer %+v, %v", early, err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != "final" || !resp.Close {
+		t.Errorf("final answer %q (close %v)", b, resp.Close)
+	}
+}

@@ -13,9 +13,10 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"fronttier/internal/testutil"
 )
 
 func defaultOptions() options {
@@ -299,24 +300,6 @@ func TestRunArgumentErrors(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
 // startRun runs the command with args in the background and returns the
 // address it listens on, a function stopping it as SIGTERM would, and the
 // channel run's result arrives on.
@@ -324,7 +307,7 @@ func startRun(t *testing.T, id string, args ...string) (addr string, stop contex
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	ch := make(chan error, 1)
 	go func() { ch <- run(ctx, append(args, "0", id), &stderr) }()
 

@@ -21,12 +21,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"fronttier/internal/testutil"
 )
 
 // testCA is a certificate authority of the test PKI.
@@ -231,29 +232,11 @@ func writePair(t testing.TB, dir, name, domain string, p pair) Host {
 	return h
 }
 
-// logBuffer is a concurrency-safe buffer for a text slog handler.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // newTestManager returns a Manager logging to the returned buffer (and to
 // the test log on failure) with a fresh pedantic registry.
-func newTestManager(t testing.TB, o Options) (*Manager, *logBuffer, *prometheus.Registry) {
+func newTestManager(t testing.TB, o Options) (*Manager, *testutil.SyncBuffer, *prometheus.Registry) {
 	t.Helper()
-	buf := &logBuffer{}
+	buf := &testutil.SyncBuffer{}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	tu "fronttier/internal/testutil"
 )
 
 func TestMetricsLint(t *testing.T) {
@@ -112,7 +114,7 @@ func TestHandshakeReason(t *testing.T) {
 func TestHandshakeErrorLog(t *testing.T) {
 	t.Parallel()
 	m, _, _ := newTestManager(t, Options{})
-	buf := &logBuffer{}
+	buf := &tu.SyncBuffer{}
 	l := m.HandshakeErrorLog(slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	l.Printf("http: TLS handshake error from [::1]:51234: %v", "EOF")
 	l.Printf("http: TLS handshake error from 10.0.0.1:443: tls: client offered only unsupported versions: [301]")

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,8 @@ import (
 	"fronttier/internal/backend"
 	"fronttier/internal/config"
 	"fronttier/internal/route"
+
+	"fronttier/internal/testutil"
 )
 
 // fakePersister records every configuration it is asked to save and fails
@@ -57,24 +58,6 @@ func (f *fakePersister) last() *config.Config {
 	return f.saved[len(f.saved)-1]
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func ptr[T any](v T) *T { return &v }
 
 // baseConfig is the manual's first example: example.com on tag a (web-v1),
@@ -97,7 +80,7 @@ type fixture struct {
 	store *Store
 	reg   *backend.Registry
 	p     *fakePersister
-	log   *syncBuffer
+	log   *testutil.SyncBuffer
 }
 
 func newFixture(t *testing.T, cfg *config.Config) *fixture {
@@ -105,7 +88,7 @@ func newFixture(t *testing.T, cfg *config.Config) *fixture {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)
 	}
-	f := &fixture{reg: backend.NewRegistry(nil, nil), p: &fakePersister{}, log: &syncBuffer{}}
+	f := &fixture{reg: backend.NewRegistry(nil, nil), p: &fakePersister{}, log: &testutil.SyncBuffer{}}
 	var err error
 	f.store, err = New(cfg, f.reg, f.p, slog.New(slog.NewTextHandler(f.log, nil)))
 	if err != nil {

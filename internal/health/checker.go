@@ -2,10 +2,13 @@
 // into each backend.Backend's atomic health flag and never touches route
 // tables.
 //
-// Active checking: one goroutine per backend sends
-// "GET http://<addr><path>" at once when the backend is added and then every
-// Interval (±10% jitter). A 2xx answer within Timeout is a pass; anything else
-// (another status, a connection error, a timeout) is a failure.
+// Active checking: the checker sends "GET http://<addr><path>" to each
+// backend at once when it is added and then every Interval (±10% jitter)
+// after its last check ended. A 2xx answer within Timeout is a pass;
+// anything else (another status, a connection error, a timeout) is a
+// failure. One scheduler goroutine keeps the timetable and runs each check
+// on a goroutine of its own, a bounded number at once (see schedule), so
+// many backends cost no goroutine while they wait.
 //
 // State machine: a backend starts backend.Unknown, which is routable. Its
 // first check decides directly (pass -> Healthy, failure -> Unhealthy), so a
@@ -120,7 +123,9 @@ func (o Options) withDefaults() Options {
 //
 // All methods are safe for concurrent use. Added, Removed and Failure never
 // block for long: they take Checker.mu (lifecycle only, never on the request
-// path) or a backend's own small mutex.
+// path), the schedule's mutex (Added, Removed, and Failure only when it
+// ejects a backend; held for a heap operation) or a backend's own small
+// mutex.
 type Checker struct {
 	log    *slog.Logger
 	client *http.Client
@@ -129,23 +134,26 @@ type Checker struct {
 	// opts holds the options in force, defaults applied; replaced whole by
 	// SetOptions.
 	opts atomic.Pointer[Options]
-	// changed is closed (and replaced) by SetOptions so that waiting probes
-	// re-arm their timers with the new interval.
-	changed atomic.Pointer[chan struct{}]
 
 	// probes maps *backend.Backend to its *probe. Failure loads it without
 	// a lock; Added and Removed change it under mu.
 	probes sync.Map
 
-	mu      sync.Mutex      // guards ctx, stopped and each probe's cancel; serialises Added/Removed/Run
-	ctx     context.Context // Run's context; nil before Run
-	stopped bool            // Run's context is done: start no more goroutines
-	wg      sync.WaitGroup  // probe goroutines
+	// sched is the timetable of active checks; Run's goroutine drives it.
+	sched schedule
 
-	// Test hooks, set before the checker is used.
+	// mu guards started and stopped and serialises Added, Removed and
+	// Run. It is taken before schedule.mu and probe.mu, never after.
+	mu      sync.Mutex
+	started bool // Run was called
+	stopped bool // Run returned: no check runs any more
+
+	// Test hooks, set before the checker is used (live and workers are
+	// only read).
 	now     func() time.Time // clock for status times and the passive window
 	observe func(event)      // called after each recorded active check
-	live    atomic.Int64     // probe goroutines running
+	live    atomic.Int64     // backends being checked: added, not removed, Run running
+	workers atomic.Int64     // check goroutines running
 }
 
 // event is what the observe test hook sees of one recorded active check.
@@ -177,13 +185,12 @@ func New(o Options) *Checker {
 		log:    log.With("component", "health"),
 		client: newClient(),
 		m:      newMetrics(o.Registerer, log),
+		sched:  newSchedule(),
 		now:    time.Now,
 	}
 	o = o.withDefaults()
 	o.Log, o.Registerer = nil, nil
 	c.opts.Store(&o)
-	ch := make(chan struct{})
-	c.changed.Store(&ch)
 	return c
 }
 
@@ -208,55 +215,37 @@ func (c *Checker) options() *Options { return c.opts.Load() }
 
 // SetOptions replaces the thresholds, interval, timeout, path and passive
 // settings (a SIGHUP reload). They apply from each backend's next check; a
-// backend waiting for its next check re-arms its timer with the new interval
-// counted from its last check. Health and counters are kept. o.Log and
-// o.Registerer are ignored: the logger and metrics stay those given to New.
+// backend waiting for its next check has it re-timed with the new interval
+// counted from the start of its last check. Health and counters are kept.
+// o.Log and o.Registerer are ignored: the logger and metrics stay those
+// given to New.
 func (c *Checker) SetOptions(o Options) {
 	o = o.withDefaults()
 	o.Log, o.Registerer = nil, nil
 	c.opts.Store(&o)
-	ch := make(chan struct{})
-	close(*c.changed.Swap(&ch))
+	c.sched.rearm(o.Interval)
 }
 
-// Run starts checking every backend added so far and every one added while
-// it runs. It returns after ctx is done and every goroutine it started has
-// exited. Run is meant to be called once; a second call returns at once.
+// Run checks every backend added so far and every one added while it runs.
+// It returns after ctx is done and every goroutine it started has exited.
+// Run is meant to be called once; a second call returns at once.
 func (c *Checker) Run(ctx context.Context) {
 	c.mu.Lock()
-	if c.ctx != nil {
+	if c.started {
 		c.mu.Unlock()
 		c.log.Error("health checker already running")
 		return
 	}
-	c.ctx = ctx
-	c.probes.Range(func(_, v any) bool {
-		c.start(v.(*probe))
-		return true
-	})
+	c.started = true
+	c.live.Store(int64(c.sched.len()))
 	c.mu.Unlock()
 
-	<-ctx.Done()
+	c.loop(ctx)
 	c.mu.Lock()
 	c.stopped = true
+	c.live.Store(0)
 	c.mu.Unlock()
-	c.wg.Wait()
 	c.client.CloseIdleConnections()
-}
-
-// start launches p's goroutine if Run is running. c.mu must be held.
-func (c *Checker) start(p *probe) {
-	if c.ctx == nil || c.stopped || p.cancel != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(c.ctx)
-	p.cancel = cancel
-	c.wg.Go(func() {
-		c.live.Add(1)
-		defer c.live.Add(-1)
-		defer cancel()
-		c.loop(ctx, p)
-	})
 }
 
 // Added starts checking b: the first check is made at once, then every
@@ -268,32 +257,34 @@ func (c *Checker) Added(b *backend.Backend) {
 	if _, ok := c.probes.Load(b); ok {
 		return
 	}
-	p := newProbe(b, c.log, c.m)
+	p := newProbe(b, c.m)
 	c.probes.Store(b, p)
-	c.start(p)
+	c.sched.add(p)
+	if c.started && !c.stopped {
+		c.live.Add(1)
+	}
 }
 
-// Removed stops checking b: its goroutine is cancelled (a check in flight is
-// abandoned and not recorded) and its metrics series are deleted. It does not
-// wait for the goroutine; Run does. Removing an unknown backend does nothing.
+// Removed stops checking b: it is never checked again (a check in flight
+// is abandoned and not recorded) and its metrics series are deleted. It
+// does not wait for an abandoned check to return; Run does. Removing an
+// unknown backend does nothing.
 //
 // Metric series are labelled by backend id, so when a backend is replaced
 // (an address change) Removed(old) must come before Added(new), as
 // backend.Registry.Sync does.
 func (c *Checker) Removed(b *backend.Backend) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	v, ok := c.probes.LoadAndDelete(b)
-	var cancel context.CancelFunc
-	if ok {
-		cancel = v.(*probe).cancel
-	}
-	c.mu.Unlock()
 	if !ok {
 		return
 	}
-	v.(*probe).retire()
-	if cancel != nil {
-		cancel()
+	p := v.(*probe)
+	p.retire() // first: a check ending now records nothing
+	c.sched.remove(p)
+	if c.started && !c.stopped {
+		c.live.Add(-1)
 	}
 }
 
@@ -305,9 +296,9 @@ func (c *Checker) probeOf(b *backend.Backend) *probe {
 	return nil
 }
 
-// kick asks for an active check of b now rather than at its next tick.
+// kick asks for an active check of b now rather than when it falls due.
 func (c *Checker) kick(b *backend.Backend) {
 	if p := c.probeOf(b); p != nil {
-		p.poke()
+		c.sched.kick(p)
 	}
 }

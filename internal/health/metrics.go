@@ -83,19 +83,21 @@ func register[C prometheus.Collector](reg prometheus.Registerer, log *slog.Logge
 }
 
 // series is one backend's children of the metric vectors, looked up once so
-// that recording a check is a few atomic adds.
+// that recording a check is a few atomic adds. The probe's mutex guards it.
 type series struct {
 	m                    *metrics
 	id, addr             string
 	healthy              prometheus.Gauge
 	pass, fail           prometheus.Counter
-	duration             prometheus.Observer
+	duration             prometheus.Observer // nil until the first check
 	ejectActive, ejectPv prometheus.Counter
 	passive              prometheus.Counter
 }
 
-// series creates b's series, all at zero, so that they are exported (and
-// rate() works) before the first event.
+// series creates b's gauge and counters, all at zero, so that they are
+// exported (and rate() and increase() see the first event) from the start.
+// The duration histogram, the largest series, appears with the first
+// check: a histogram's zero buckets tell nothing.
 func (m *metrics) series(b *backend.Backend) series {
 	id := b.ID
 	return series{
@@ -105,7 +107,6 @@ func (m *metrics) series(b *backend.Backend) series {
 		healthy:     m.healthy.WithLabelValues(id, b.Addr),
 		pass:        m.checks.WithLabelValues(id, "pass"),
 		fail:        m.checks.WithLabelValues(id, "fail"),
-		duration:    m.duration.WithLabelValues(id),
 		ejectActive: m.ejections.WithLabelValues(id, reasonActive),
 		ejectPv:     m.ejections.WithLabelValues(id, reasonPassive),
 		passive:     m.passive.WithLabelValues(id),
@@ -127,6 +128,9 @@ func (s *series) check(pass bool, d time.Duration) {
 		s.pass.Inc()
 	} else {
 		s.fail.Inc()
+	}
+	if s.duration == nil {
+		s.duration = s.m.duration.WithLabelValues(s.id)
 	}
 	s.duration.Observe(d.Seconds())
 }

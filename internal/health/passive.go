@@ -18,7 +18,7 @@ import (
 //     checker needs HealthyThreshold consecutive passes to bring it back;
 //     an active check already in flight is not counted;
 //   - the window starts empty again; if the backend was routable, an active
-//     check follows at once rather than at the next tick.
+//     check follows at once rather than when it falls due.
 //
 // Failures reported while the backend is already Unhealthy still count: a
 // full window resets its pass counter again (real traffic still fails), but
@@ -37,15 +37,15 @@ func (c *Checker) Failure(b *backend.Backend, err error) {
 		return
 	}
 	now := c.now()
-	if p.failure(now, o, err) {
-		p.poke()
+	if c.failure(p, now, o, err) {
+		c.sched.kick(p)
 	}
 }
 
 // failure counts one passive failure at now and ejects the backend when the
 // window holds o.PassiveFailures of them. It reports whether the backend
 // changed to Unhealthy.
-func (p *probe) failure(now time.Time, o *Options, err error) bool {
+func (c *Checker) failure(p *probe, now time.Time, o *Options, err error) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.removed {
@@ -81,7 +81,7 @@ func (p *probe) failure(now time.Time, o *Options, err error) bool {
 	from := b.Health()
 	changed := b.SetHealth(backend.Unhealthy)
 	if changed {
-		p.transition(from, backend.Unhealthy, reasonPassive,
+		c.transition(p, from, backend.Unhealthy, reasonPassive,
 			"passive: "+strconv.Itoa(o.PassiveFailures)+" failures within "+o.PassiveWindow.String()+", last: "+text)
 	}
 	p.s.setHealthy(b.Health())

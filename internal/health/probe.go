@@ -32,22 +32,20 @@ var (
 
 // probe is the checker's per-backend state.
 type probe struct {
-	b    *backend.Backend
-	log  *slog.Logger
-	kick chan struct{} // capacity 1: a pending request for an immediate check
-
-	// cancel stops the goroutine; nil until it is started. Guarded by
-	// Checker.mu.
-	cancel context.CancelFunc
+	b *backend.Backend
 
 	// epoch counts passive ejections; an active check that began in an
 	// earlier epoch is not recorded (it saw the backend before real
 	// traffic showed it failing).
 	epoch atomic.Uint64
 
+	// slot is the backend's place in the checker's schedule; guarded by
+	// schedule.mu.
+	slot slot
+
 	// mu guards removed, fails and series writes, and makes the
 	// read-modify-write of b's health and status atomic between the
-	// active goroutine and Failure. It is held only for bookkeeping, never
+	// active check and Failure. It is held only for bookkeeping, never
 	// across network I/O.
 	mu      sync.Mutex
 	removed bool        // Removed was called: record nothing more
@@ -55,23 +53,14 @@ type probe struct {
 	s       series
 }
 
-func newProbe(b *backend.Backend, log *slog.Logger, m *metrics) *probe {
+func newProbe(b *backend.Backend, m *metrics) *probe {
 	p := &probe{
 		b:    b,
-		log:  log.With("backend", b.ID, "address", b.Addr),
-		kick: make(chan struct{}, 1),
+		slot: slot{index: -1},
 		s:    m.series(b),
 	}
 	p.s.setHealthy(b.Health())
 	return p
-}
-
-// poke requests an immediate check without blocking.
-func (p *probe) poke() {
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
 }
 
 // retire marks p removed and deletes its metrics series. Any later write
@@ -83,56 +72,30 @@ func (p *probe) retire() {
 	p.s.delete()
 }
 
-// loop checks p's backend at once, then every Interval with jitter, and on
-// demand (kick), until ctx is done. Options changes re-arm the timer.
-func (c *Checker) loop(ctx context.Context, p *probe) {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	var last time.Time // start of the last check
-	for {
-		changed := *c.changed.Load()
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-			if !last.IsZero() {
-				timer.Reset(time.Until(last.Add(jitter(c.options().Interval))))
-			}
-			continue
-		case <-timer.C:
-		case <-p.kick:
-		}
-		last = time.Now()
-		c.check(ctx, p)
-		timer.Reset(jitter(c.options().Interval))
-	}
-}
-
 // jitter returns d ±10%.
 func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
 }
 
-// check makes one active check of p's backend and records it. A check cut
-// short by ctx (removal, shutdown) is not recorded.
-func (c *Checker) check(ctx context.Context, p *probe) {
-	o := c.options()
+// check makes one active check of p's backend with o and records it. ctx
+// carries the check's deadline (o.Timeout); a check cancelled before it
+// (removal, shutdown) is not recorded.
+func (c *Checker) check(ctx context.Context, p *probe, o *Options) {
 	epoch := p.epoch.Load()
 	at := c.now()
 	start := time.Now()
 	err := c.roundTrip(ctx, p.b.Addr, o)
 	d := time.Since(start)
-	if ctx.Err() != nil {
+	if errors.Is(ctx.Err(), context.Canceled) {
 		return
 	}
 	c.record(p, o, epoch, at, d, err)
 }
 
-// roundTrip sends one check to addr and returns nil on a 2xx answer.
+// roundTrip sends one check to addr within ctx's deadline and returns nil
+// on a 2xx answer.
 func (c *Checker) roundTrip(ctx context.Context, addr string, o *Options) error {
-	cctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(cctx, http.MethodGet, "http://"+addr+o.Path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+o.Path, nil)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
@@ -140,7 +103,7 @@ func (c *Checker) roundTrip(ctx context.Context, addr string, o *Options) error 
 	req.Header.Set("User-Agent", userAgent)
 	resp, err := c.client.Do(req)
 	if err != nil {
-		if ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("%w after %s", errTimeout, o.Timeout)
 		}
 		if ue, ok := errors.AsType[*url.Error](err); ok {
@@ -180,13 +143,13 @@ func (c *Checker) record(p *probe, o *Options, epoch uint64, at time.Time, d tim
 		st.LastError = err.Error()
 		st.ConsecutiveFailures++
 		st.ConsecutivePasses = 0
-		p.log.Debug("health check failed", "error", st.LastError, "consecutive_failures", st.ConsecutiveFailures)
+		c.logFor(p, slog.LevelDebug, "health check failed", "error", st.LastError, "consecutive_failures", st.ConsecutiveFailures)
 	}
 	from := b.Health()
 	to := next(from, st, o)
 	b.SetStatus(st)
 	if to != from && b.SetHealth(to) {
-		p.transition(from, to, reasonActive, activeReason(from, st))
+		c.transition(p, from, to, reasonActive, activeReason(from, st))
 	}
 	p.s.setHealthy(b.Health())
 	if c.observe != nil {
@@ -225,11 +188,22 @@ func activeReason(from backend.Health, st backend.Status) string {
 
 // transition logs and counts a change of health made by the caller, which
 // holds p.mu. kind is reasonActive or reasonPassive.
-func (p *probe) transition(from, to backend.Health, kind, reason string) {
+func (c *Checker) transition(p *probe, from, to backend.Health, kind, reason string) {
 	if to == backend.Unhealthy {
 		p.s.eject(kind)
-		p.log.Warn("backend unhealthy", "from", from.String(), "reason", reason)
+		c.logFor(p, slog.LevelWarn, "backend unhealthy", "from", from.String(), "reason", reason)
 		return
 	}
-	p.log.Info("backend healthy", "from", from.String(), "reason", reason)
+	c.logFor(p, slog.LevelInfo, "backend healthy", "from", from.String(), "reason", reason)
+}
+
+// logFor logs msg about p's backend with args after its id and address. The
+// attributes are added per message rather than kept in a logger per
+// backend: messages are rare, backends many.
+func (c *Checker) logFor(p *probe, level slog.Level, msg string, args ...any) {
+	ctx := context.Background()
+	if !c.log.Enabled(ctx, level) {
+		return
+	}
+	c.log.Log(ctx, level, msg, append([]any{"backend", p.b.ID, "address", p.b.Addr}, args...)...)
 }

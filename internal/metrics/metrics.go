@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,16 @@ type Metrics struct {
 	// after the first request of a kind, reporting is a lock-free
 	// sync.Map load and two atomic adds.
 	series sync.Map // seriesKey -> *series
+
+	// mu guards forwarders and the creation of upstream children, so that
+	// a removed backend's series is not created again (see Upstream).
+	mu sync.Mutex
+	// forwarders counts, by backend id, the observers handed out by
+	// Upstream whose backend has not been removed yet: backend.Registry
+	// builds one forwarder per backend and reports its removal once.
+	// During an address change the id has two, the old backend's and the
+	// new one's.
+	forwarders map[string]int
 }
 
 type seriesKey struct {
@@ -56,7 +67,8 @@ var DurationBuckets = []float64{1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500
 // process's, on reg.
 func New(reg *prometheus.Registry) *Metrics {
 	m := &Metrics{
-		reg: reg,
+		reg:        reg,
+		forwarders: make(map[string]int),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "proxy_requests_total",
 			Help: "Total number of requests, by virtual host, backend, status code and whether it was a server error (5xx).",
@@ -124,15 +136,31 @@ func (m *Metrics) Retry(domain, backend string) { m.retries.WithLabelValues(doma
 func (m *Metrics) Panic(domain string) { m.panics.WithLabelValues(domain).Inc() }
 
 // Upstream returns the observer of backend id's response times, in
-// milliseconds; resolve it once per backend, observe lock-free after.
-func (m *Metrics) Upstream(id string) prometheus.Observer { return m.upstream.WithLabelValues(id) }
+// milliseconds (proxy.UpstreamOptions.Latency); resolve it once per
+// backend. The backend's proxy_upstream_duration_ms series is created by
+// the first observation, not here: a backend that gets no traffic costs no
+// histogram. After that first call Observe is one atomic load and the
+// histogram's own atomic adds, without locks or allocations.
+func (m *Metrics) Upstream(id string) prometheus.Observer {
+	m.mu.Lock()
+	m.forwarders[id]++
+	m.mu.Unlock()
+	return &upstream{m: m, id: id}
+}
 
 // Added implements backend.Watcher; series appear with the first request.
 func (m *Metrics) Added(*backend.Backend) {}
 
 // Removed implements backend.Watcher: a removed backend's series go.
 func (m *Metrics) Removed(b *backend.Backend) {
+	m.mu.Lock()
+	if n := m.forwarders[b.ID]; n > 1 {
+		m.forwarders[b.ID] = n - 1
+	} else {
+		delete(m.forwarders, b.ID)
+	}
 	m.upstream.DeleteLabelValues(b.ID)
+	m.mu.Unlock()
 	m.requests.DeletePartialMatch(prometheus.Labels{"backend": b.ID})
 	m.retries.DeletePartialMatch(prometheus.Labels{"backend": b.ID})
 	m.series.Range(func(k, _ any) bool {
@@ -142,6 +170,47 @@ func (m *Metrics) Removed(b *backend.Backend) {
 		return true
 	})
 }
+
+// upstream is the observer Upstream hands out: it finds or creates the
+// backend's histogram at the first observation and keeps it.
+type upstream struct {
+	m  *Metrics
+	id string
+	h  atomic.Pointer[prometheus.Observer] // nil until the first observation
+}
+
+// Observe records one response time, in milliseconds.
+func (u *upstream) Observe(v float64) {
+	if h := u.h.Load(); h != nil {
+		(*h).Observe(v)
+		return
+	}
+	u.first().Observe(v)
+}
+
+// first resolves u's histogram. A backend removed before its first
+// observation (a request that was still in flight) gets none: its series
+// would outlive it. Requests finishing on a replaced backend (same id, new
+// address) count towards the id's series, which is the new backend's too.
+func (u *upstream) first() prometheus.Observer {
+	m := u.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if h := u.h.Load(); h != nil {
+		return *h
+	}
+	var h prometheus.Observer = discard{}
+	if m.forwarders[u.id] > 0 {
+		h = m.upstream.WithLabelValues(u.id)
+	}
+	u.h.Store(&h)
+	return h
+}
+
+// discard is the observer of a backend already removed.
+type discard struct{}
+
+func (discard) Observe(float64) {}
 
 // Forget drops the series of a domain that no longer exists, so deleted
 // domains do not linger in the output.

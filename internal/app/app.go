@@ -266,6 +266,9 @@ func (a *App) listen(name, addr string, h http.Handler, p *config.Proxy) (net.Li
 	}
 	if name == "http" || name == "https" {
 		srv.ConnState = a.metrics.ConnState
+		// internal/server logs only handler panics and accept errors
+		// here (net/http's chatter stays at Debug on the other listeners).
+		srv.ErrorLog = slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
 	}
 	if name == "https" {
 		// The RFC's default frame size: frames larger than a client can

@@ -32,14 +32,16 @@ type conn struct {
 	since time.Time
 	state atomic.Int32
 
-	br   *bufio.Reader
-	bw   *bufio.Writer
-	head []byte       // the request head being parsed, reused
-	w    response     // reused for every request
-	ctx  connCtx      // every request's context
-	tmpl http.Request // copied into each request: context, addresses, TLS
-	body *body        // the current request's body, or nil
-	werr error        // a write to the client failed
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	head    []byte       // the request head being parsed, reused
+	fields  fields       // the request's header fields, reused
+	bigHead bool         // the last head was large: drop fields before the next
+	w       response     // reused for every request
+	ctx     connCtx      // every request's context
+	tmpl    http.Request // copied into each request: context, addresses, TLS
+	body    *body        // the current request's body, or nil
+	werr    error        // a write to the client failed
 
 	continueMu  sync.Mutex  // orders "100 Continue" against the answer
 	canContinue atomic.Bool // a 100 Continue may still be sent
@@ -190,12 +192,17 @@ func (c *conn) readRequest() (*http.Request, parsed, error) {
 	}
 	req := new(http.Request)
 	*req = c.tmpl
-	p, err := parseRequest(head, req)
+	if c.bigHead {
+		c.fields, c.bigHead = fields{}, false
+	}
+	p, err := parseRequest(head, req, &c.fields)
 	if err != nil {
 		return nil, p, err
 	}
 	if len(c.head) > maxKeptHead {
-		c.head = nil // do not pin one huge head's buffer for the connection's life
+		// Do not pin one huge head's buffers for the connection's life:
+		// the head's now, its fields' once this request is done.
+		c.head, c.bigHead = nil, true
 	}
 	c.body = nil
 	req.Body = http.NoBody

@@ -32,7 +32,7 @@ func FuzzParseRequest(f *testing.F) {
 			return
 		}
 		req := new(http.Request)
-		p, err := parseRequest(bytes.Clone(raw), req)
+		p, err := parseRequest(bytes.Clone(raw), req, new(fields))
 		if err != nil {
 			return
 		}

@@ -87,7 +87,7 @@ type parsed struct {
 // set) and returns the framing. It refuses what could be read two ways
 // (request smuggling): conflicting lengths, a length beside chunked, a
 // transfer coding other than chunked, folded or malformed field lines.
-func parseRequest(head []byte, req *http.Request) (p parsed, err error) {
+func parseRequest(head []byte, req *http.Request, f *fields) (p parsed, err error) {
 	s := string(head) // the only copy: every string below is a slice of it
 	line, s := nextLine(s)
 	method, rest, ok1 := strings.Cut(line, " ")
@@ -111,7 +111,7 @@ func parseRequest(head []byte, req *http.Request) (p parsed, err error) {
 		return p, err
 	}
 
-	h, err := parseFields(s)
+	h, err := f.parse(s)
 	if err != nil {
 		return p, err
 	}
@@ -227,12 +227,29 @@ func declaredTrailers(vv []string) ([]string, error) {
 	return names, nil
 }
 
-// parseFields parses the field lines of a head (after the request line,
-// through the empty line). Values share one backing array, as in net/http.
-func parseFields(s string) (http.Header, error) {
+// fields is a connection's storage for request header fields, reused from
+// one request to the next: the map is cleared, not reallocated, and the
+// values share one backing array (as in net/http). A handler must not keep
+// a request's Header after it returns (net/http's contract for the Request).
+type fields struct {
+	h    http.Header
+	vals []string
+}
+
+// parse parses the field lines of a head (after the request line, through
+// the empty line) into f's map and returns it.
+func (f *fields) parse(s string) (http.Header, error) {
 	n := strings.Count(s, "\n") // lines, including the final empty one
-	h := make(http.Header, n)
-	vals := make([]string, n)
+	if f.h == nil {
+		f.h = make(http.Header, n)
+	} else {
+		clear(f.h)
+	}
+	if cap(f.vals) < n {
+		f.vals = make([]string, n)
+	}
+	clear(f.vals) // no value of an earlier request stays reachable
+	h, vals := f.h, f.vals[:n]
 	for i := 0; ; i++ {
 		var line string
 		line, s = nextLine(s)

@@ -546,3 +546,26 @@ func TestInformational(t *testing.T) {
 		t.Errorf("final answer %q (close %v)", b, resp.Close)
 	}
 }
+
+// TestHeadersPerRequest: a connection reuses its header storage, and no
+// field of one request shows in the next.
+func TestHeadersPerRequest(t *testing.T) {
+	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%q %q %d", r.Header.Get("X-A"), r.Header["X-B"], len(r.Header))
+	}), nil)
+	c := dial(t, ts.addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nX-B: 2\r\nX-B: 3\r\n\r\n"+
+		"GET / HTTP/1.1\r\nHost: x\r\nX-B: 4\r\n\r\n"+
+		"GET / HTTP/1.1\r\nHost: x"+strings.Repeat("\r\nX-Big: "+strings.Repeat("b", 1000), 20)+"\r\n\r\n"+
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	for i, want := range []string{`"1" ["2" "3"] 2`, `"" ["4"] 1`, `"" [] 1`, `"" [] 0`} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := io.ReadAll(resp.Body); string(b) != want {
+			t.Errorf("request %d saw %s, want %s", i, b, want)
+		}
+	}
+}

@@ -35,6 +35,8 @@ type respHead struct {
 	trailer string
 	// contentType, kept to recognise event streams.
 	contentType string
+
+	lr lengthReader // the body's reader when it has a length
 }
 
 // field is one raw header line: key canonical, value as offsets into the
@@ -44,11 +46,13 @@ type field struct {
 	start, end int
 }
 
-// headParser parses response heads. It keeps its scratch space between
-// exchanges of one connection; what it hands out is freshly allocated.
+// headParser parses response heads. It keeps its scratch space, and the
+// head it hands out, between exchanges of one connection: a head is valid
+// until the next read. The values it puts in header maps are fresh.
 type headParser struct {
 	fields []field
 	vals   []byte
+	head   respHead
 }
 
 var (
@@ -63,7 +67,8 @@ func (p *headParser) read(br *bufio.Reader, method string, h http.Header) (*resp
 	if err != nil {
 		return nil, err
 	}
-	rh := &respHead{header: h}
+	rh := &p.head
+	*rh = respHead{header: h}
 	http10, err := parseStatus(line, rh)
 	if err != nil {
 		return nil, err
@@ -269,7 +274,8 @@ func (rh *respHead) body(br *bufio.Reader) io.Reader {
 	case rh.chunked:
 		return httputil.NewChunkedReader(br)
 	case rh.length >= 0:
-		return &lengthReader{r: br, n: rh.length}
+		rh.lr = lengthReader{r: br, n: rh.length}
+		return &rh.lr
 	default:
 		return br // until the backend closes the connection
 	}

@@ -114,6 +114,7 @@ type pconn struct {
 	idleSince time.Time
 
 	hp headParser // scratch space for response heads
+	ex exchange   // the exchange in progress, reused
 
 	// Set by the handler's goroutine for the exchange in progress, read
 	// only by that goroutine.
@@ -292,7 +293,8 @@ func replayable(r *http.Request) bool { return r.ContentLength == 0 && idempoten
 // straight into w's header. sent reports whether the request may have
 // reached the backend.
 func (u *Upstream) try(pc *pconn, w http.ResponseWriter, r *http.Request) (_ *exchange, err error, sent bool) {
-	ex := &exchange{pc: pc}
+	ex := &pc.ex
+	*ex = exchange{pc: pc}
 	start := time.Now()
 	pc.watch(r.Context(), u.o.ResponseHeaderTimeout)
 	if err := writeHead(pc.bw, r, u.trusted(r)); err != nil {

@@ -75,16 +75,21 @@ func (u *Upstream) copyBody(w http.ResponseWriter, head *respHead, body io.Reade
 	if stream || u.o.SendTimeout > 0 {
 		rc = http.NewResponseController(w)
 	}
-	armed := time.Now()
+	var armed time.Time
+	if u.o.SendTimeout > 0 {
+		armed = time.Now()
+	}
 	for {
 		n, rerr := body.Read(*buf)
 		if n > 0 {
 			// The Handler armed the send deadline when the request came;
 			// a long answer re-arms it as it makes progress (nginx's
 			// send_timeout), at most once a second.
-			if now := time.Now(); u.o.SendTimeout > 0 && now.Sub(armed) > time.Second {
-				rc.SetWriteDeadline(now.Add(u.o.SendTimeout))
-				armed = now
+			if u.o.SendTimeout > 0 {
+				if now := time.Now(); now.Sub(armed) > time.Second {
+					rc.SetWriteDeadline(now.Add(u.o.SendTimeout))
+					armed = now
+				}
 			}
 			if _, werr := w.Write((*buf)[:n]); werr != nil {
 				return false, errClientWrite

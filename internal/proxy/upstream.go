@@ -145,10 +145,9 @@ func (pc *pconn) Read(p []byte) (int, error) {
 	}
 }
 
-// watch starts watching an exchange for ctx, with a response-header
-// deadline when headerTimeout is not zero.
-func (pc *pconn) watch(ctx context.Context, headerTimeout time.Duration) {
-	now := time.Now()
+// watch starts watching an exchange for ctx from now, with a
+// response-header deadline when headerTimeout is not zero.
+func (pc *pconn) watch(ctx context.Context, headerTimeout time.Duration, now time.Time) {
 	pc.ctx, pc.hard, pc.hardFor = ctx, time.Time{}, headerTimeout
 	if headerTimeout > 0 {
 		pc.hard = now.Add(headerTimeout)
@@ -296,7 +295,7 @@ func (u *Upstream) try(pc *pconn, w http.ResponseWriter, r *http.Request) (_ *ex
 	ex := &pc.ex
 	*ex = exchange{pc: pc}
 	start := time.Now()
-	pc.watch(r.Context(), u.o.ResponseHeaderTimeout)
+	pc.watch(r.Context(), u.o.ResponseHeaderTimeout, start)
 	if err := writeHead(pc.bw, r, u.trusted(r)); err != nil {
 		return nil, err, false
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -43,9 +44,10 @@ type conn struct {
 	body    *body        // the current request's body, or nil
 	werr    error        // a write to the client failed
 
-	continueMu  sync.Mutex  // orders "100 Continue" against the answer
-	canContinue atomic.Bool // a 100 Continue may still be sent
-	continued   atomic.Bool // a 100 Continue was sent for this request
+	continueMu  sync.Mutex   // orders "100 Continue" against the answer
+	rdl, wdl    atomic.Int64 // read and write deadlines set, unix ns; 0 = none
+	canContinue atomic.Bool  // a 100 Continue may still be sent
+	continued   atomic.Bool  // a 100 Continue was sent for this request
 	hijacked    bool
 }
 
@@ -159,7 +161,7 @@ func (c *conn) await(first bool) bool {
 		if !first && s.o.IdleTimeout > 0 {
 			wait = s.o.IdleTimeout
 		}
-		c.deadline(wait)
+		c.armRead(wait)
 		armed = wait == s.o.ReadHeaderTimeout
 		if _, err := c.br.Peek(1); err != nil {
 			return false
@@ -169,19 +171,54 @@ func (c *conn) await(first bool) bool {
 		return false // Shutdown closed it meanwhile
 	}
 	s.hook(c.rwc, http.StateActive)
-	if !armed {
-		c.deadline(s.o.ReadHeaderTimeout)
+	if !armed && !c.headBuffered() {
+		c.armRead(s.o.ReadHeaderTimeout)
 	}
 	return true
 }
 
-// deadline arms the read deadline d from now, or clears it when d is 0.
-func (c *conn) deadline(d time.Duration) {
-	if d > 0 {
-		c.rwc.SetReadDeadline(time.Now().Add(d))
-	} else {
-		c.rwc.SetReadDeadline(time.Time{})
+// headBuffered reports whether a whole request head is already in the
+// read buffer, so that reading it cannot block and needs no header
+// deadline (the usual case for a small request).
+func (c *conn) headBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.Contains(b, []byte("\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
+}
+
+// armRead arms the read deadline d from now (clears it when d is 0). A
+// deadline already set less than d/8 before the asked one is kept: the
+// timeout may then be up to an eighth shorter, and a busy keep-alive
+// connection does not reset its timer for every request.
+func (c *conn) armRead(d time.Duration) {
+	if d <= 0 {
+		if c.rdl.Load() != 0 {
+			c.setReadDeadline(time.Time{})
+		}
+		return
 	}
+	t := time.Now().Add(d)
+	if cur := c.rdl.Load(); cur != 0 {
+		if diff := t.UnixNano() - cur; diff >= 0 && diff < int64(d/8) {
+			return
+		}
+	}
+	c.setReadDeadline(t)
+}
+
+// setReadDeadline sets the connection's read deadline, remembering it
+// for armRead. Every read deadline on the connection is set through it.
+func (c *conn) setReadDeadline(t time.Time) error {
+	c.rdl.Store(unixNano(t))
+	return c.rwc.SetReadDeadline(t)
+}
+
+// unixNano is t in nanoseconds since 1970, 0 for the zero time (no
+// deadline).
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // readRequest reads and parses the next request.
@@ -226,7 +263,7 @@ func (c *conn) handle(req *http.Request, p parsed) (keep, linger bool) {
 	w := &c.w
 	w.reset(req, p)
 	if c.body != nil {
-		c.rwc.SetReadDeadline(time.Time{}) // body reads are the handler's to bound
+		c.setReadDeadline(time.Time{}) // body reads are the handler's to bound
 	}
 	ok := c.run(w, req)
 	if w.hijacked {
@@ -235,7 +272,7 @@ func (c *conn) handle(req *http.Request, p parsed) (keep, linger bool) {
 	b := c.body
 	if b != nil {
 		if b.reading.Load() {
-			c.rwc.SetReadDeadline(aLongTimeAgo) // a read left running must end now
+			c.setReadDeadline(aLongTimeAgo) // a read left running must end now
 		}
 		b.Close()
 	}
@@ -248,7 +285,7 @@ func (c *conn) handle(req *http.Request, p parsed) (keep, linger bool) {
 		if p.expect && !c.continued.Load() {
 			return false, false // the client never sent the body it offered
 		}
-		c.deadline(c.s.o.ReadHeaderTimeout)
+		c.armRead(c.s.o.ReadHeaderTimeout)
 		keep = b.drain()
 		return keep, !keep
 	}

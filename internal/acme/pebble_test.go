@@ -356,23 +356,7 @@ func httpClientTrusting(t *testing.T, rootFile string) *http.Client {
 
 // get fetches url into out (when not nil) and fails on a non-2xx status.
 func (e *pebbleEnv) get(ctx context.Context, url string, out io.Writer) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := e.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	if out == nil {
-		out = io.Discard
-	}
-	_, err = io.Copy(out, resp.Body)
-	return err
+	return testutil.Fetch(ctx, e.client, url, out)
 }
 
 // post sends body as JSON to url and fails on a non-2xx status.

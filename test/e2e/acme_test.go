@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"fronttier/internal/testutil"
 )
 
 // The test in this file checks issue 5 on the real binary against Pebble,
@@ -204,25 +206,9 @@ func probeDNS(ctx context.Context, port int) error {
 	return err
 }
 
-// get fetches url from Pebble into out (if not nil), failing on non-2xx.
+// get fetches url into out (when not nil) and fails on a non-2xx status.
 func (pb *pebbleProc) get(ctx context.Context, url string, out io.Writer) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := pb.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	if out == nil {
-		out = io.Discard
-	}
-	_, err = io.Copy(out, resp.Body)
-	return err
+	return testutil.Fetch(ctx, pb.client, url, out)
 }
 
 // issuingRoots returns the root Pebble issues under (new at every start),

@@ -86,8 +86,18 @@ func (s *listener) dataPath() bool { return s.name == "http" || s.name == "https
 
 // serve serves the listener until shutdown.
 func (s *listener) serve() error {
+	if s.h1 != nil {
+		return s.h1.Serve(s.ln)
+	}
+	return s.srv.Serve(s.ln)
+}
+
+// prepare builds the data-path server from srv's settings and handler,
+// once they are final and before serving starts (shutdown reads s.h1 from
+// another goroutine).
+func (s *listener) prepare() {
 	if !s.dataPath() {
-		return s.srv.Serve(s.ln)
+		return
 	}
 	hs := s.srv
 	next := make(map[string]func(*tls.Conn), len(hs.TLSNextProto))
@@ -108,7 +118,6 @@ func (s *listener) serve() error {
 		// hooks that send HTTP/2 connections a GOAWAY.
 		OnShutdown: []func(){func() { hs.Shutdown(context.Background()) }},
 	})
-	return s.h1.Serve(s.ln)
 }
 
 // shutdown drains the listener's connections until ctx ends.
@@ -296,6 +305,7 @@ func (a *App) serve(ctx context.Context) error {
 	for _, s := range a.servers {
 		addrs[s.name] = s.ln.Addr().String()
 		log.Info("listening", "listener", s.name, "addr", s.ln.Addr().String())
+		s.prepare()
 		go func() {
 			if err := s.serve(); !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("%s listener: %w", s.name, err)

@@ -25,8 +25,12 @@ func lower(c byte) byte {
 	return c
 }
 
+// Text is what the syntax checks take: a string, or the bytes of a line
+// still in a read buffer.
+type Text interface{ ~string | ~[]byte }
+
 // TrimOWS trims optional whitespace (spaces and tabs) from both ends of s.
-func TrimOWS(s string) string {
+func TrimOWS[T Text](s T) T {
 	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
 		s = s[1:]
 	}
@@ -78,8 +82,8 @@ func HasToken(vv []string, token string) bool {
 
 // IsToken reports whether s is a non-empty RFC 9110 token (a method or a
 // field name).
-func IsToken(s string) bool {
-	if s == "" {
+func IsToken[T Text](s T) bool {
+	if len(s) == 0 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -92,13 +96,30 @@ func IsToken(s string) bool {
 
 // ValidValue reports whether s may be a field value: no control characters
 // but horizontal tab (so no CR, LF or NUL).
-func ValidValue(s string) bool {
+func ValidValue[T Text](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
 			return false
 		}
 	}
 	return true
+}
+
+// ParseLength parses a Content-Length value: decimal digits only (no sign,
+// no spaces, no list), at most 18 of them so it cannot overflow.
+func ParseLength(v string) (int64, bool) {
+	if v == "" || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // tokenChar marks RFC 9110's tchar: "!#$%&'*+-.^_`|~", digits and letters.

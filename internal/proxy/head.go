@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
-	"strconv"
 
 	"fronttier/internal/httpx"
 )
@@ -150,18 +149,14 @@ func (p *headParser) addField(line []byte) error {
 		return fmt.Errorf("%w: header line %q", errMalformed, line)
 	}
 	key := line[:colon]
-	for _, c := range key {
-		// No white space before the colon, no folded lines (RFC 9112
-		// section 5): both are smuggling vectors.
-		if !validKeyByte(c) {
-			return fmt.Errorf("%w: header name %q", errMalformed, key)
-		}
+	// No white space before the colon, no folded lines (RFC 9112 section
+	// 5): both are smuggling vectors.
+	if !httpx.IsToken(key) {
+		return fmt.Errorf("%w: header name %q", errMalformed, key)
 	}
-	val := bytes.TrimFunc(line[colon+1:], func(r rune) bool { return r == ' ' || r == '\t' })
-	for _, c := range val {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return fmt.Errorf("%w: control character in header %q", errMalformed, key)
-		}
+	val := httpx.TrimOWS(line[colon+1:])
+	if !httpx.ValidValue(val) {
+		return fmt.Errorf("%w: control character in header %q", errMalformed, key)
 	}
 	start := len(p.vals)
 	p.vals = append(p.vals, val...)
@@ -191,8 +186,8 @@ func (p *headParser) finish(rh *respHead, vals, method string, http10 bool) erro
 				conn = append(conn, textproto.CanonicalMIMEHeaderKey(tok))
 			}
 		case "Content-Length":
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 || (lengthSeen && n != rh.length) {
+			n, ok := httpx.ParseLength(v)
+			if !ok || (lengthSeen && n != rh.length) {
 				return fmt.Errorf("%w: Content-Length %q", errMalformed, v)
 			}
 			rh.length, lengthSeen = n, true
@@ -334,12 +329,6 @@ var commonKeys = func() map[string]string {
 	}
 	return m
 }()
-
-func validKeyByte(c byte) bool {
-	return c > ' ' && c < 0x7f && c != ':' && c != '(' && c != ')' && c != '<' && c != '>' &&
-		c != '@' && c != ',' && c != ';' && c != '\\' && c != '"' && c != '/' && c != '[' &&
-		c != ']' && c != '?' && c != '=' && c != '{' && c != '}'
-}
 
 func toLowerASCII(s string) string {
 	b := []byte(s)

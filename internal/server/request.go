@@ -179,7 +179,7 @@ func framing(h http.Header, p parsed, http11 bool) (parsed, error) {
 	if len(cl) == 0 {
 		return p, nil
 	}
-	n, ok := parseLength(cl[0])
+	n, ok := httpx.ParseLength(cl[0])
 	if !ok {
 		return p, bad("malformed Content-Length")
 	}
@@ -193,22 +193,6 @@ func framing(h http.Header, p parsed, http11 bool) (parsed, error) {
 	}
 	p.length = n
 	return p, nil
-}
-
-// parseLength parses a Content-Length: decimal digits only, no sign.
-func parseLength(v string) (int64, bool) {
-	if v == "" || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
 
 // declaredTrailers returns the field names a Trailer header announces.

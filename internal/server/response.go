@@ -72,7 +72,7 @@ func (w *response) sendHead() {
 	code := w.status
 	w.noBody = w.head || code < 200 || code == http.StatusNoContent || code == http.StatusNotModified
 	if cl := w.header["Content-Length"]; len(cl) > 0 {
-		if n, ok := parseLength(cl[0]); ok {
+		if n, ok := httpx.ParseLength(cl[0]); ok {
 			w.length = n
 		} else {
 			delete(w.header, "Content-Length")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -39,9 +38,9 @@ type testCA struct {
 // newRoot returns a self-signed root CA.
 func newRoot(t testing.TB) *testCA {
 	t.Helper()
-	key := ecKey(t)
+	key := testutil.ECKey(t)
 	tmpl := &x509.Certificate{
-		SerialNumber:          newSerial(t),
+		SerialNumber:          testutil.Serial(t),
 		Subject:               pkix.Name{CommonName: "fronttier test root"},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
@@ -63,9 +62,9 @@ func newRoot(t testing.TB) *testCA {
 // intermediate returns a CA signed by ca.
 func (ca *testCA) intermediate(t testing.TB) *testCA {
 	t.Helper()
-	key := ecKey(t)
+	key := testutil.ECKey(t)
 	tmpl := &x509.Certificate{
-		SerialNumber:          newSerial(t),
+		SerialNumber:          testutil.Serial(t),
 		Subject:               pkix.Name{CommonName: "fronttier test intermediate"},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(5 * 365 * 24 * time.Hour),
@@ -115,7 +114,7 @@ func (ca *testCA) leaf(t testing.TB, o leafOpts) pair {
 	if o.rsa {
 		key = rsaKey(t)
 	} else {
-		key = ecKey(t)
+		key = testutil.ECKey(t)
 	}
 	if o.notBefore.IsZero() {
 		o.notBefore = time.Now().Add(-time.Hour)
@@ -128,7 +127,7 @@ func (ca *testCA) leaf(t testing.TB, o leafOpts) pair {
 		cn = o.names[0]
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: newSerial(t),
+		SerialNumber: testutil.Serial(t),
 		Subject:      pkix.Name{CommonName: cn},
 		DNSNames:     o.names,
 		NotBefore:    o.notBefore,
@@ -183,15 +182,6 @@ func encodeKey(t testing.TB, key crypto.Signer, form string) []byte {
 	return pem.EncodeToMemory(block)
 }
 
-func ecKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 func rsaKey(t testing.TB) *rsa.PrivateKey {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -199,15 +189,6 @@ func rsaKey(t testing.TB) *rsa.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
-}
-
-func newSerial(t testing.TB) *big.Int {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // writeFile writes data to path, creating directories.

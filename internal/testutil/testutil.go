@@ -25,12 +25,9 @@ import (
 // an hour around now, for names (DNS names or IP addresses).
 func SelfSigned(t testing.TB, names ...string) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := ECKey(t)
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
+		SerialNumber: Serial(t),
 		Subject:      pkix.Name{CommonName: "fronttier test"},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
@@ -90,4 +87,24 @@ func Fetch(ctx context.Context, c *http.Client, url string, out io.Writer) error
 	}
 	_, err = io.Copy(out, resp.Body)
 	return err
+}
+
+// ECKey returns a new ECDSA P-256 key.
+func ECKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// Serial returns a random positive certificate serial number.
+func Serial(t testing.TB) *big.Int {
+	t.Helper()
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.Add(n, big.NewInt(1))
 }

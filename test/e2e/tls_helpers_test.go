@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -15,7 +13,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +22,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"fronttier/internal/testutil"
 )
 
 // This file holds what the TLS and ACME tests share: a test certificate
@@ -54,9 +53,9 @@ type testCA struct {
 func newTestCA(t testing.TB, dir string) *testCA {
 	t.Helper()
 	now := time.Now()
-	rootKey := ecKey(t)
+	rootKey := testutil.ECKey(t)
 	rootTmpl := &x509.Certificate{
-		SerialNumber:          randSerial(t),
+		SerialNumber:          testutil.Serial(t),
 		Subject:               pkix.Name{CommonName: "fronttier e2e test root", Organization: []string{"fronttier tests"}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(400 * 24 * time.Hour),
@@ -70,9 +69,9 @@ func newTestCA(t testing.TB, dir string) *testCA {
 	}
 	root, _ := x509.ParseCertificate(rootDER)
 
-	interKey := ecKey(t)
+	interKey := testutil.ECKey(t)
 	interTmpl := &x509.Certificate{
-		SerialNumber:          randSerial(t),
+		SerialNumber:          testutil.Serial(t),
 		Subject:               pkix.Name{CommonName: "fronttier e2e test intermediate", Organization: []string{"fronttier tests"}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(399 * 24 * time.Hour),
@@ -144,10 +143,10 @@ func (ca *testCA) issue(t testing.TB, names []string, o leafOpts) leaf {
 		key = k
 		ku |= x509.KeyUsageKeyEncipherment
 	} else {
-		key = ecKey(t)
+		key = testutil.ECKey(t)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: randSerial(t),
+		SerialNumber: testutil.Serial(t),
 		Subject:      pkix.Name{CommonName: names[0]},
 		DNSNames:     names,
 		IPAddresses:  o.IPs,
@@ -205,24 +204,6 @@ func (l leaf) rename(t testing.TB, certPath, keyPath string) {
 			t.Fatal(err)
 		}
 	}
-}
-
-func ecKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func randSerial(t testing.TB) *big.Int {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n.Add(n, big.NewInt(1))
 }
 
 // ---------------------------------------------------------------------------

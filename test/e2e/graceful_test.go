@@ -94,6 +94,9 @@ func dialWebSocket(t testing.TB, p *proxyProc, host string) (c *rawConn, backend
 	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), base64.StdEncoding.EncodeToString(sum[:]); got != want {
 		t.Fatalf("Sec-WebSocket-Accept %q, want %q", got, want)
 	}
+	if !strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") {
+		t.Fatalf("Upgrade %q, want websocket", resp.Header.Get("Upgrade"))
+	}
 	return c, resp.Header.Get("X-Backend-Id")
 }
 

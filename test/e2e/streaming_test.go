@@ -2,13 +2,8 @@ package e2e
 
 import (
 	"bufio"
-	"crypto/rand"
-	"crypto/sha1"
-	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -114,36 +109,12 @@ func TestStreaming(t *testing.T) {
 
 	t.Run("WebSocket", func(t *testing.T) {
 		t.Parallel()
-		conn, err := net.DialTimeout("tcp", p.HTTP, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
+		conn, id := dialWebSocket(t, p, "stream.example.com")
+		if id != "s1" {
+			t.Errorf("X-Backend-Id %q, want s1", id)
 		}
-		defer conn.Close()
 		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		keyBytes := make([]byte, 16)
-		rand.Read(keyBytes)
-		key := base64.StdEncoding.EncodeToString(keyBytes)
-		fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: stream.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-			"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", key)
-		br := bufio.NewReader(conn)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("reading the handshake answer: %v", err)
-		}
-		if resp.StatusCode != http.StatusSwitchingProtocols {
-			body, _ := io.ReadAll(resp.Body)
-			t.Fatalf("handshake answered %d %q, want 101", resp.StatusCode, body)
-		}
-		sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-		if got, want := resp.Header.Get("Sec-WebSocket-Accept"), base64.StdEncoding.EncodeToString(sum[:]); got != want {
-			t.Errorf("Sec-WebSocket-Accept %q, want %q", got, want)
-		}
-		if !strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") {
-			t.Errorf("Upgrade %q, want websocket", resp.Header.Get("Upgrade"))
-		}
-		if resp.Header.Get("X-Backend-Id") != "s1" {
-			t.Errorf("X-Backend-Id %q, want s1", resp.Header.Get("X-Backend-Id"))
-		}
+		br := conn.br
 		// The backend echoes raw bytes: both directions are tunnelled.
 		for _, msg := range []string{"hello through the proxy", strings.Repeat("0123456789", 10000)} {
 			if _, err := io.WriteString(conn, msg); err != nil {

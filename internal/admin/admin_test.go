@@ -21,46 +21,11 @@ import (
 	"fronttier/internal/backend"
 	"fronttier/internal/config"
 	"fronttier/internal/state"
+
+	"fronttier/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// fakePersister records saves and fails with err when it is set.
-type fakePersister struct {
-	mu    sync.Mutex
-	err   error
-	calls int
-	last  *config.Config
-}
-
-func (f *fakePersister) Save(c *config.Config) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	if f.err != nil {
-		return f.err
-	}
-	f.last = c.Clone()
-	return nil
-}
-
-func (f *fakePersister) setErr(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.err = err
-}
-
-func (f *fakePersister) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls
-}
-
-func (f *fakePersister) saved() *config.Config {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.last
-}
 
 // fakeCerts is a Certificates with one entry; Reload fails with err.
 type fakeCerts struct {
@@ -122,7 +87,7 @@ func testConfig() *config.Config {
 type env struct {
 	srv   *httptest.Server
 	store *state.Store
-	p     *fakePersister
+	p     *testutil.Persister
 	certs *fakeCerts
 }
 
@@ -135,7 +100,7 @@ func newEnv(t *testing.T) *env {
 // always the environment's).
 func newEnvWith(t *testing.T, o Options) *env {
 	t.Helper()
-	e := &env{p: &fakePersister{}, certs: &fakeCerts{}}
+	e := &env{p: &testutil.Persister{}, certs: &fakeCerts{}}
 	var err error
 	e.store, err = state.New(testConfig(), backend.NewRegistry(nil, nil), e.p, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -303,7 +268,7 @@ func TestEndpoints(t *testing.T) {
 				if h := e.store.Table().Lookup("new.example.com"); h == nil || h.Tag != "a" {
 					t.Errorf("new domain not routed: %+v", h)
 				}
-				if e.p.saved().Host("new.example.com") == nil {
+				if e.p.Last().Host("new.example.com") == nil {
 					t.Error("new domain not persisted")
 				}
 			}},
@@ -391,7 +356,7 @@ func TestEndpoints(t *testing.T) {
 				if h.Tag != "green" || len(h.Pool.Backends) != 1 || h.Pool.Backends[0].ID != "web-v3" {
 					t.Errorf("after switch host = %+v", h)
 				}
-				if e.p.saved().Host("example.com").EnabledBackendsTag != "green" {
+				if e.p.Last().Host("example.com").EnabledBackendsTag != "green" {
 					t.Error("switch not persisted")
 				}
 			}},
@@ -500,21 +465,21 @@ func TestEndpoints(t *testing.T) {
 
 		// Persistence failure: 500, nothing changed.
 		{name: "persist failure on add", req: request{method: "POST", path: "/api/v1/domains", body: `{"domain": "new.example.com", "enabled_backends_tag": "a"}`},
-			setup: func(e *env) { e.p.setErr(errors.New("write config.toml: no space left on device")) }, wantCode: 500, golden: "error_persist.json",
+			setup: func(e *env) { e.p.SetErr(errors.New("write config.toml: no space left on device")) }, wantCode: 500, golden: "error_persist.json",
 			check: func(t *testing.T, e *env, _ response) {
 				if e.store.Config().Host("new.example.com") != nil || e.store.Table().Lookup("new.example.com") != nil {
 					t.Error("domain added although it was not saved")
 				}
 			}},
 		{name: "persist failure on switch", req: request{method: "POST", path: "/api/v1/domains/example.com/switch", body: `{"new_tag": "green"}`},
-			setup: func(e *env) { e.p.setErr(errors.New("disk full")) }, wantCode: 500,
+			setup: func(e *env) { e.p.SetErr(errors.New("disk full")) }, wantCode: 500,
 			check: func(t *testing.T, e *env, _ response) {
 				if got := e.store.Table().Lookup("example.com").Tag; got != "a" {
 					t.Errorf("tag = %q after failed switch, want a", got)
 				}
 			}},
 		{name: "persist failure on delete", req: request{method: "DELETE", path: "/api/v1/backends/spare"},
-			setup: func(e *env) { e.p.setErr(errors.New("disk full")) }, wantCode: 500,
+			setup: func(e *env) { e.p.SetErr(errors.New("disk full")) }, wantCode: 500,
 			check: func(t *testing.T, e *env, _ response) {
 				if e.store.Backend("spare") == nil {
 					t.Error("spare removed although the change was not saved")
@@ -719,7 +684,7 @@ func TestCertificateSourceSetAndRemove(t *testing.T) {
 		if s.want == nil && bytes.Contains(get.body, []byte("certificate_source")) {
 			t.Errorf("%s: removed source still shown: %s", s.name, get.body)
 		}
-		saved := e.p.saved().Host(s.domain).CertificateSource
+		saved := e.p.Last().Host(s.domain).CertificateSource
 		if fmt.Sprint(saved) != fmt.Sprint(s.want) {
 			t.Errorf("%s: persisted certificate_source = %+v, want %+v", s.name, saved, s.want)
 		}
@@ -732,7 +697,7 @@ func TestPersistFailureKeepsAPIState(t *testing.T) {
 	domainsBefore := e.get(t, "/api/v1/domains").body
 	backendsBefore := e.get(t, "/api/v1/backends").body
 	cfgBefore := e.store.Config()
-	e.p.setErr(errors.New("read-only file system"))
+	e.p.SetErr(errors.New("read-only file system"))
 	changes := []request{
 		{method: "POST", path: "/api/v1/domains", body: `{"domain": "new.example.com", "enabled_backends_tag": "a"}`},
 		{method: "PUT", path: "/api/v1/domains/example.com", body: `{"http_to_https": false}`},
@@ -761,14 +726,14 @@ func TestPersistFailureKeepsAPIState(t *testing.T) {
 	if got := e.get(t, "/api/v1/backends").body; !bytes.Equal(got, backendsBefore) {
 		t.Errorf("backends changed:\n%s\n%s", got, backendsBefore)
 	}
-	if e.p.count() != len(changes) {
-		t.Errorf("persister called %d times, want %d", e.p.count(), len(changes))
+	if e.p.Count() != len(changes) {
+		t.Errorf("persister called %d times, want %d", e.p.Count(), len(changes))
 	}
 }
 
 func TestNoCertificatesOrMetrics(t *testing.T) {
 	t.Parallel()
-	store, err := state.New(testConfig(), backend.NewRegistry(nil, nil), &fakePersister{}, slog.New(slog.DiscardHandler))
+	store, err := state.New(testConfig(), backend.NewRegistry(nil, nil), &testutil.Persister{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -804,7 +769,7 @@ func TestManualWorkflow(t *testing.T) {
 	t.Parallel()
 	c := config.Default()
 	c.Proxy.ListenAddrHTTP = ":80"
-	p := &fakePersister{}
+	p := &testutil.Persister{}
 	store, err := state.New(c, backend.NewRegistry(nil, nil), p, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -841,7 +806,7 @@ func TestManualWorkflow(t *testing.T) {
 			checkGolden(t, s.golden, r.body)
 		}
 	}
-	if got := p.count(); got != len(steps)-4 {
+	if got := p.Count(); got != len(steps)-4 {
 		t.Errorf("persister called %d times, want %d (once per change)", got, len(steps)-4)
 	}
 }

@@ -74,7 +74,7 @@ func TestAuthorization(t *testing.T) {
 			if got := r.header.Get("WWW-Authenticate"); got != `Bearer realm="fronttier"` {
 				t.Errorf("WWW-Authenticate = %q", got)
 			}
-			if e.store.Config() != before || e.p.count() != 0 {
+			if e.store.Config() != before || e.p.Count() != 0 {
 				t.Error("an unauthorised request changed the configuration")
 			}
 			if e.certs.reloadedCount() != 0 {

@@ -223,7 +223,7 @@ func TestBadInput(t *testing.T) {
 			if r := e.do(t, put("/api/v1/domains/api.example.com", `{"http_to_https": false}`)); r.code != 200 {
 				t.Fatalf("setup PUT = %d %s", r.code, r.body)
 			}
-			before, savedBefore, calls := e.store.Config(), e.p.saved(), e.p.count()
+			before, savedBefore, calls := e.store.Config(), e.p.Last(), e.p.Count()
 
 			r := e.do(t, tt.req)
 			if r.code != tt.wantCode {
@@ -240,7 +240,7 @@ func TestBadInput(t *testing.T) {
 			if got := e.store.Config(); got != before || !reflect.DeepEqual(got, before) {
 				t.Error("the configuration in force changed")
 			}
-			if e.p.count() != calls || !reflect.DeepEqual(e.p.saved(), savedBefore) {
+			if e.p.Count() != calls || !reflect.DeepEqual(e.p.Last(), savedBefore) {
 				t.Error("the persisted configuration changed")
 			}
 			if r.code == http.StatusMethodNotAllowed && r.header.Get("Allow") == "" {
@@ -275,7 +275,7 @@ func TestTooLargeChunked(t *testing.T) {
 		t.Fatalf("chunked 2 MiB PUT = %d %s, want 413", resp.StatusCode, b)
 	}
 	checkJSONError(t, response{code: resp.StatusCode, header: resp.Header, body: b})
-	if e.store.Config() != before || e.p.count() != 0 {
+	if e.store.Config() != before || e.p.Count() != 0 {
 		t.Error("configuration changed")
 	}
 }

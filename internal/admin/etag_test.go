@@ -270,7 +270,7 @@ func TestIfMatch(t *testing.T) {
 			}
 			if r.code >= 400 {
 				checkJSONError(t, r)
-				if e.store.Config() != before || e.p.count() != 0 {
+				if e.store.Config() != before || e.p.Count() != 0 {
 					t.Error("a refused request changed the configuration")
 				}
 			}

@@ -12,6 +12,8 @@ import (
 
 	"fronttier/internal/backend"
 	"fronttier/internal/state"
+
+	"fronttier/internal/testutil"
 )
 
 // fuzzAPI sends one request built from fuzzed parts through the real
@@ -20,7 +22,7 @@ import (
 // and the persisted one unchanged, and on success a valid configuration
 // that is exactly the one persisted.
 func fuzzAPI(t *testing.T, method, path string, body []byte, contentType string) {
-	p := &fakePersister{}
+	p := &testutil.Persister{}
 	store, err := state.New(testConfig(), backend.NewRegistry(nil, nil), p, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +50,7 @@ func fuzzAPI(t *testing.T, method, path string, body []byte, contentType string)
 		// fresh copy (nothing was modified in place).
 		pristine := testConfig()
 		pristine.Sort()
-		if store.Config() != before || p.count() != 0 || !reflect.DeepEqual(store.Config(), pristine) {
+		if store.Config() != before || p.Count() != 0 || !reflect.DeepEqual(store.Config(), pristine) {
 			t.Fatalf("%s %s %q = %d but the configuration changed", method, path, body, code)
 		}
 		return
@@ -60,8 +62,8 @@ func fuzzAPI(t *testing.T, method, path string, body []byte, contentType string)
 	if err := now.Validate(); err != nil {
 		t.Fatalf("%s %s %q = %d but the configuration is invalid: %v", method, path, body, code, err)
 	}
-	if p.count() != 1 || !reflect.DeepEqual(p.saved(), now) {
-		t.Fatalf("%s %s %q = %d: persisted %d times, in force differs from persisted", method, path, body, code, p.count())
+	if p.Count() != 1 || !reflect.DeepEqual(p.Last(), now) {
+		t.Fatalf("%s %s %q = %d: persisted %d times, in force differs from persisted", method, path, body, code, p.Count())
 	}
 }
 

@@ -122,8 +122,8 @@ func TestChecks(t *testing.T) {
 				if err != nil {
 					t.Fatalf("change failed: %v", err)
 				}
-				if f.p.count() != 1 {
-					t.Errorf("persisted %d times, want 1", f.p.count())
+				if f.p.Count() != 1 {
+					t.Errorf("persisted %d times, want 1", f.p.Count())
 				}
 				return
 			}
@@ -133,7 +133,7 @@ func TestChecks(t *testing.T) {
 			if errors.Is(tt.wantErr, errStale) && err != errStale {
 				t.Errorf("check's error wrapped as %v, want it as is", err)
 			}
-			if f.store.Config() != before || f.p.count() != 0 {
+			if f.store.Config() != before || f.p.Count() != 0 {
 				t.Error("a refused change changed or persisted the configuration")
 			}
 		})
@@ -172,7 +172,7 @@ func TestCheckIsAtomic(t *testing.T) {
 	if wins != 1 {
 		t.Errorf("%d switches went through, want exactly 1", wins)
 	}
-	if f.p.count() != 1 {
-		t.Errorf("persisted %d times, want 1", f.p.count())
+	if f.p.Count() != 1 {
+		t.Errorf("persisted %d times, want 1", f.p.Count())
 	}
 }

@@ -17,47 +17,6 @@ import (
 	"fronttier/internal/testutil"
 )
 
-// fakePersister records every configuration it is asked to save and fails
-// with err when err is set.
-type fakePersister struct {
-	mu    sync.Mutex
-	err   error
-	saved []*config.Config
-	calls int
-}
-
-func (f *fakePersister) Save(c *config.Config) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	if f.err != nil {
-		return f.err
-	}
-	f.saved = append(f.saved, c.Clone())
-	return nil
-}
-
-func (f *fakePersister) setErr(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.err = err
-}
-
-func (f *fakePersister) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls
-}
-
-func (f *fakePersister) last() *config.Config {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.saved) == 0 {
-		return nil
-	}
-	return f.saved[len(f.saved)-1]
-}
-
 func ptr[T any](v T) *T { return &v }
 
 // baseConfig is the manual's first example: example.com on tag a (web-v1),
@@ -79,7 +38,7 @@ func baseConfig() *config.Config {
 type fixture struct {
 	store *Store
 	reg   *backend.Registry
-	p     *fakePersister
+	p     *testutil.Persister
 	log   *testutil.SyncBuffer
 }
 
@@ -88,7 +47,7 @@ func newFixture(t *testing.T, cfg *config.Config) *fixture {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)
 	}
-	f := &fixture{reg: backend.NewRegistry(nil, nil), p: &fakePersister{}, log: &testutil.SyncBuffer{}}
+	f := &fixture{reg: backend.NewRegistry(nil, nil), p: &testutil.Persister{}, log: &testutil.SyncBuffer{}}
 	var err error
 	f.store, err = New(cfg, f.reg, f.p, slog.New(slog.NewTextHandler(f.log, nil)))
 	if err != nil {
@@ -129,8 +88,8 @@ func TestNew(t *testing.T) {
 	cfg := baseConfig()
 	cfg.VirtualHosts[0], cfg.VirtualHosts[1] = cfg.VirtualHosts[1], cfg.VirtualHosts[0]
 	f := newFixture(t, cfg)
-	if f.p.count() != 0 {
-		t.Errorf("New persisted %d times, want 0", f.p.count())
+	if f.p.Count() != 0 {
+		t.Errorf("New persisted %d times, want 0", f.p.Count())
 	}
 	c := f.store.Config()
 	if c == cfg {
@@ -391,18 +350,18 @@ func runChange(t *testing.T, change func(s *Store) error, wantErr error, check f
 			t.Fatalf("error = %v, want %v", err, wantErr)
 		}
 		assertUnchanged(t, f, cfgBefore, tableBefore, snapshot)
-		if f.p.count() != 0 {
-			t.Errorf("persister called %d times for a refused change", f.p.count())
+		if f.p.Count() != 0 {
+			t.Errorf("persister called %d times for a refused change", f.p.Count())
 		}
 		return
 	}
 	if err != nil {
 		t.Fatalf("unexpected error: %v", err)
 	}
-	if f.p.count() != 1 {
-		t.Errorf("persister called %d times, want 1", f.p.count())
+	if f.p.Count() != 1 {
+		t.Errorf("persister called %d times, want 1", f.p.Count())
 	}
-	if got := f.p.last(); !reflect.DeepEqual(got, f.store.Config()) {
+	if got := f.p.Last(); !reflect.DeepEqual(got, f.store.Config()) {
 		t.Errorf("persisted config differs from the one in force:\n%+v\n%+v", got, f.store.Config())
 	}
 	if f.store.Table() == tableBefore {
@@ -696,7 +655,7 @@ func TestSwitch(t *testing.T) {
 			if got := f.store.Config().Host("example.com").EnabledBackendsTag; got != tt.tag {
 				t.Errorf("config tag = %q", got)
 			}
-			if got := f.p.last(); got == nil || got.Host("example.com").EnabledBackendsTag != tt.tag {
+			if got := f.p.Last(); got == nil || got.Host("example.com").EnabledBackendsTag != tt.tag {
 				t.Error("switch not persisted")
 			}
 			// The other domain is untouched.
@@ -722,8 +681,8 @@ func TestSwitchAndBack(t *testing.T) {
 			t.Fatalf("switch %d: tag = %q, want %q", i, got, tag)
 		}
 	}
-	if f.p.count() != 4 {
-		t.Errorf("persisted %d times, want 4", f.p.count())
+	if f.p.Count() != 4 {
+		t.Errorf("persisted %d times, want 4", f.p.Count())
 	}
 }
 
@@ -763,20 +722,20 @@ func TestPersistFailureChangesNothing(t *testing.T) {
 			live := f.store.Backend("web-v1")
 			cfgBefore, tableBefore, snapshot := f.store.Config(), f.store.Table(), f.store.Config().Clone()
 			diskFull := errors.New("no space left on device")
-			f.p.setErr(diskFull)
+			f.p.SetErr(diskFull)
 			err := tt.change(f.store)
 			if !errors.Is(err, ErrPersist) || !errors.Is(err, diskFull) {
 				t.Fatalf("error = %v, want ErrPersist wrapping the cause", err)
 			}
-			if f.p.count() != 1 {
-				t.Errorf("persister called %d times, want 1", f.p.count())
+			if f.p.Count() != 1 {
+				t.Errorf("persister called %d times, want 1", f.p.Count())
 			}
 			assertUnchanged(t, f, cfgBefore, tableBefore, snapshot)
 			if got := f.store.Backend("web-v1"); got != live || live.Removed() {
 				t.Error("live backend replaced or removed by a failed change")
 			}
 			// The store still works once the disk is back.
-			f.p.setErr(nil)
+			f.p.SetErr(nil)
 			if err := tt.change(f.store); err != nil {
 				t.Errorf("retry after persist failure: %v", err)
 			}
@@ -970,10 +929,10 @@ func TestConcurrentChanges(t *testing.T) {
 			t.Errorf("AddBackend: %v", err)
 		}
 	}
-	if got := f.p.count(); got != n {
+	if got := f.p.Count(); got != n {
 		t.Errorf("persister called %d times, want %d", got, n)
 	}
-	if got := len(f.p.last().Backends); got != n+2 {
+	if got := len(f.p.Last().Backends); got != n+2 {
 		t.Errorf("last persisted config has %d backends, want %d", got, n+2)
 	}
 	c := f.store.Config()
@@ -1002,8 +961,8 @@ func TestReplace(t *testing.T) {
 	if err := replace(f.store, next); err != nil {
 		t.Fatalf("Replace: %v", err)
 	}
-	if f.p.count() != 0 {
-		t.Errorf("Replace persisted %d times, want 0", f.p.count())
+	if f.p.Count() != 0 {
+		t.Errorf("Replace persisted %d times, want 0", f.p.Count())
 	}
 	if got := f.tag(t, "example.com"); got != "b" {
 		t.Errorf("tag after Replace = %q, want b", got)

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"fronttier/internal/config"
 	"io"
 	"math/big"
 	"net"
@@ -107,4 +108,47 @@ func Serial(t testing.TB) *big.Int {
 		t.Fatal(err)
 	}
 	return n.Add(n, big.NewInt(1))
+}
+
+// Persister stands in for the configuration file behind a state.Store: it
+// keeps the last configuration saved, counts the saves, and fails them
+// with the error set by SetErr.
+type Persister struct {
+	mu    sync.Mutex
+	err   error
+	calls int
+	last  *config.Config
+}
+
+// Save records a copy of c, or fails with the error set.
+func (p *Persister) Save(c *config.Config) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	if p.err != nil {
+		return p.err
+	}
+	p.last = c.Clone()
+	return nil
+}
+
+// SetErr makes the following saves fail with err (nil: succeed).
+func (p *Persister) SetErr(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.err = err
+}
+
+// Count returns how many saves were asked for, failed ones included.
+func (p *Persister) Count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls
+}
+
+// Last returns the last configuration saved, or nil.
+func (p *Persister) Last() *config.Config {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
 }

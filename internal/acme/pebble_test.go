@@ -22,7 +22,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,13 +61,16 @@ type pebbleEnv struct {
 	pebble, dns *process
 }
 
+// pebbleInstall is how to install Pebble and its DNS server.
+const pebbleInstall = "go install github.com/letsencrypt/pebble/v2/cmd/...@v2.10.3"
+
 // startPebble starts challtestsrv and Pebble on free loopback ports, with
 // Pebble validating against a fresh challengeFront. Everything is stopped in
 // t.Cleanup.
 func startPebble(t *testing.T, o pebbleOptions) *pebbleEnv {
 	t.Helper()
-	pebbleBin := findBinary(t, "pebble")
-	dnsBin := findBinary(t, "pebble-challtestsrv")
+	pebbleBin := testutil.FindTool(t, "pebble", pebbleInstall)
+	dnsBin := testutil.FindTool(t, "pebble-challtestsrv", pebbleInstall)
 	if o.validity == 0 {
 		o.validity = 90 * 24 * time.Hour
 	}
@@ -82,7 +84,7 @@ func startPebble(t *testing.T, o pebbleOptions) *pebbleEnv {
 	// new ports.
 	var lastErr error
 	for range 3 {
-		dnsPort, dnsMgmtPort := freeDNSPort(t), freePort(t)
+		dnsPort, dnsMgmtPort := testutil.FreeDNSPort(t), testutil.FreePort(t)
 		env.dns = startProcess(t, dnsBin, nil,
 			"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
 			"-dnsserver", "127.0.0.1:"+strconv.Itoa(dnsPort),
@@ -90,13 +92,13 @@ func startPebble(t *testing.T, o pebbleOptions) *pebbleEnv {
 			"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "")
 		env.dnsMgmtURL = "http://127.0.0.1:" + strconv.Itoa(dnsMgmtPort)
 		if lastErr = env.dns.waitReady(func(ctx context.Context) error {
-			return probeDNS(ctx, dnsPort)
+			return testutil.ProbeDNS(ctx, dnsPort)
 		}); lastErr != nil {
 			env.dns.stop()
 			continue
 		}
 
-		acmePort, mgmtPort := freePort(t), freePort(t)
+		acmePort, mgmtPort := testutil.FreePort(t), testutil.FreePort(t)
 		config := filepath.Join(dir, "pebble-config.json")
 		writePebbleConfig(t, config, map[string]any{
 			"listenAddress":                  "127.0.0.1:" + strconv.Itoa(acmePort),
@@ -131,39 +133,6 @@ func startPebble(t *testing.T, o pebbleOptions) *pebbleEnv {
 	}
 	t.Fatalf("start pebble: %v", lastErr)
 	return nil
-}
-
-// findBinary looks for name in PATH, then in GOBIN and GOPATH/bin.
-func findBinary(t *testing.T, name string) string {
-	t.Helper()
-	if path, err := exec.LookPath(name); err == nil {
-		return path
-	}
-	var dirs []string
-	if gobin := os.Getenv("GOBIN"); gobin != "" {
-		dirs = append(dirs, gobin)
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		for p := range strings.SplitSeq(strings.TrimSpace(string(out)), string(os.PathListSeparator)) {
-			dirs = append(dirs, filepath.Join(p, "bin"))
-		}
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		dirs = append(dirs, filepath.Join(home, "go", "bin"))
-	}
-	for _, dir := range dirs {
-		path := filepath.Join(dir, name)
-		if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
-			return path
-		}
-	}
-	msg := fmt.Sprintf("%s not found in PATH, GOBIN or GOPATH/bin; install it with "+
-		"go install github.com/letsencrypt/pebble/v2/cmd/%s@v2.10.3", name, name)
-	if os.Getenv("CI") == "" {
-		t.Skip(msg)
-	}
-	t.Fatal(msg)
-	return ""
 }
 
 // process is a child process whose output is kept for failure reports.
@@ -225,46 +194,6 @@ func (p *process) waitReady(probe func(context.Context) error) error {
 		case <-ctx.Done():
 			return fmt.Errorf("%s not ready: %w", p.name, err)
 		case <-tick.C:
-		}
-	}
-}
-
-// probeDNS resolves a name through the DNS server on port.
-func probeDNS(ctx context.Context, port int) error {
-	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, "127.0.0.1:"+strconv.Itoa(port))
-	}}
-	addrs, err := r.LookupIPAddr(ctx, "probe.example.test")
-	if err != nil {
-		return err
-	}
-	if len(addrs) == 0 {
-		return errors.New("no address")
-	}
-	return nil
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// freeDNSPort returns a port free for both TCP and UDP on 127.0.0.1.
-func freeDNSPort(t *testing.T) int {
-	t.Helper()
-	for {
-		port := freePort(t)
-		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			pc.Close()
-			return port
 		}
 	}
 }

@@ -10,8 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -48,64 +46,13 @@ type pebbleProc struct {
 	client       *http.Client // trusts CARoot
 }
 
-// findTool looks for name in PATH, GOBIN and GOPATH/bin; it skips the test
-// if it is missing, or fails it when CI is set.
-func findTool(t testing.TB, name, install string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	var dirs []string
-	if gobin := os.Getenv("GOBIN"); gobin != "" {
-		dirs = append(dirs, gobin)
-	}
-	if out, err := exec.Command(goTool(), "env", "GOPATH").Output(); err == nil {
-		for p := range strings.SplitSeq(strings.TrimSpace(string(out)), string(os.PathListSeparator)) {
-			dirs = append(dirs, filepath.Join(p, "bin"))
-		}
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	msg := fmt.Sprintf("%s not found in PATH, GOBIN or GOPATH/bin; install it with %s", name, install)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	_, port, _ := net.SplitHostPort(freeAddr(t))
-	n, _ := strconv.Atoi(port)
-	return n
-}
-
-// freeDNSPort returns a loopback port free for both TCP and UDP.
-func freeDNSPort(t testing.TB) int {
-	t.Helper()
-	for {
-		port := freePort(t)
-		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-}
-
 // startPebble starts pebble-challtestsrv and Pebble, which validates
 // challenges on 127.0.0.1:httpPort (HTTP-01) and :tlsPort (TLS-ALPN-01).
 func startPebble(t *testing.T, httpPort, tlsPort int) *pebbleProc {
 	t.Helper()
 	const install = "go install github.com/letsencrypt/pebble/v2/cmd/...@v2.10.3"
-	pebbleBin := findTool(t, "pebble", install)
-	dnsBin := findTool(t, "pebble-challtestsrv", install)
+	pebbleBin := testutil.FindTool(t, "pebble", install)
+	dnsBin := testutil.FindTool(t, "pebble-challtestsrv", install)
 
 	dir := t.TempDir()
 	ca := newTestCA(t, dir)
@@ -119,17 +66,17 @@ func startPebble(t *testing.T, httpPort, tlsPort int) *pebbleProc {
 	// first: a start that fails is tried again on new ports.
 	var lastErr error
 	for range 3 {
-		dnsPort, dnsMgmt := freeDNSPort(t), freePort(t)
+		dnsPort, dnsMgmt := testutil.FreeDNSPort(t), testutil.FreePort(t)
 		pb.dns = startProcess(t, dnsBin,
 			"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
 			"-dnsserver", "127.0.0.1:"+strconv.Itoa(dnsPort),
 			"-management", "127.0.0.1:"+strconv.Itoa(dnsMgmt),
 			"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "")
-		if lastErr = waitUp(pb.dns, func(ctx context.Context) error { return probeDNS(ctx, dnsPort) }); lastErr != nil {
+		if lastErr = waitUp(pb.dns, func(ctx context.Context) error { return testutil.ProbeDNS(ctx, dnsPort) }); lastErr != nil {
 			pb.dns.kill()
 			continue
 		}
-		acmePort, mgmtPort := freePort(t), freePort(t)
+		acmePort, mgmtPort := testutil.FreePort(t), testutil.FreePort(t)
 		cfg := filepath.Join(dir, "pebble-config.json")
 		data, _ := json.MarshalIndent(map[string]any{"pebble": map[string]any{
 			"listenAddress":                  "127.0.0.1:" + strconv.Itoa(acmePort),
@@ -193,19 +140,6 @@ func waitUp(p *process, probe func(context.Context) error) error {
 	}
 }
 
-// probeDNS resolves a name through the DNS server on port.
-func probeDNS(ctx context.Context, port int) error {
-	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, "127.0.0.1:"+strconv.Itoa(port))
-	}}
-	addrs, err := r.LookupIPAddr(ctx, "probe.example.test")
-	if err == nil && len(addrs) == 0 {
-		err = fmt.Errorf("no address")
-	}
-	return err
-}
-
 // get fetches url into out (when not nil) and fails on a non-2xx status.
 func (pb *pebbleProc) get(ctx context.Context, url string, out io.Writer) error {
 	return testutil.Fetch(ctx, pb.client, url, out)
@@ -258,7 +192,7 @@ func startACME(t *testing.T, noTLSALPN bool) *acmeEnv {
 	httpPort, _ := strconv.Atoi(hp)
 	tlsPort, _ := strconv.Atoi(sp)
 	if noTLSALPN {
-		tlsPort = freePort(t)
+		tlsPort = testutil.FreePort(t)
 	}
 	env := &acmeEnv{pb: startPebble(t, httpPort, tlsPort)}
 	env.roots = env.pb.issuingRoots(t)

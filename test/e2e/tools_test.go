@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"fronttier/internal/testutil"
 	"net/http"
 	"os"
 	"os/exec"
@@ -166,7 +167,7 @@ func TestH2Spec(t *testing.T) {
 	if os.Getenv("H2SPEC") == "" {
 		t.Skip("set H2SPEC=1 to run h2spec against the HTTPS listener")
 	}
-	bin := findTool(t, "h2spec", "go install github.com/summerwind/h2spec/cmd/h2spec@latest")
+	bin := testutil.FindTool(t, "h2spec", "go install github.com/summerwind/h2spec/cmd/h2spec@latest")
 	out := toolsOut(t)
 	// h2spec's -h is the address dialled, the SNI name and :authority at
 	// once: "localhost" is a virtual host (on tag a, backend "ta") and,

@@ -64,9 +64,21 @@ type Proxy struct {
 	MaxHeaderBytes int `toml:"max_header_bytes"`
 	// MaxBodyBytes limits a request body forwarded upstream; 0 means no limit.
 	MaxBodyBytes int64 `toml:"max_body_bytes"`
-	// UpstreamTimeoutSecs bounds the wait for a backend's response headers;
-	// 0 means no limit (long polls and slow reports are legitimate).
+	// UpstreamTimeoutSecs bounds the wait for a backend's response head
+	// once the request is sent (nginx's proxy_read_timeout for the first
+	// byte); default 60, 0 means no limit. Past it: 504.
 	UpstreamTimeoutSecs int `toml:"upstream_timeout_secs"`
+	// UpstreamReadTimeoutSecs bounds each pause while reading a backend's
+	// answer, head and body (nginx's proxy_read_timeout); default 60, 0
+	// means no limit. An answer that keeps moving (a server-sent event
+	// stream, a long download) is never cut; one that stalls is: 504 if
+	// nothing was sent to the client yet, else the client connection is
+	// closed so the client can tell a cut answer from a whole one.
+	UpstreamReadTimeoutSecs int `toml:"upstream_read_timeout_secs"`
+	// UpstreamMaxHeaderBytes bounds a backend's response head (status line
+	// and every field, any one line up to all of it); default 1 MiB. A
+	// larger head is answered with 502.
+	UpstreamMaxHeaderBytes int `toml:"upstream_max_header_bytes"`
 	// DialTimeoutSecs bounds connecting to a backend; default 5.
 	DialTimeoutSecs int `toml:"dial_timeout_secs"`
 	// MaxIdleConnsPerBackend is the size of each backend's keep-alive pool;
@@ -77,10 +89,11 @@ type Proxy struct {
 	// so a slowly trickled upload cannot hold a connection forever; default
 	// 60.
 	ClientBodyTimeoutSecs int `toml:"client_body_timeout_secs"`
-	// SendTimeoutSecs is the longest a client may take to accept a chunk of
-	// the response (between two writes, like nginx's send_timeout), so a
-	// client that stops reading cannot hold a connection forever; default
-	// 60.
+	// SendTimeoutSecs bounds each pause while writing the answer to the
+	// client (each write must make progress within it, like nginx's
+	// send_timeout), so a client that stops reading cannot hold a
+	// connection forever; the backend's time to answer does not count.
+	// Default 60.
 	SendTimeoutSecs int `toml:"send_timeout_secs"`
 	// MaxConnections caps open client connections per data-path listener;
 	// further clients wait in the accept queue. 0 means no cap.
@@ -162,6 +175,14 @@ type HealthCheck struct {
 	PassiveWindowSecs int `toml:"passive_window_secs"`
 	// Passive5xx counts 5xx answers from a backend as passive failures.
 	Passive5xx bool `toml:"passive_5xx"`
+	// EjectionBaseSecs is how long an ejected backend is kept out of
+	// rotation at least, after its first ejection; each further ejection
+	// that follows before it stayed healthy for EjectionMaxSecs doubles it,
+	// up to EjectionMaxSecs (Envoy's outlier detection). Default 10 and
+	// 300; 0 turns the hold off (a backend returns after HealthyThreshold
+	// passes).
+	EjectionBaseSecs int `toml:"ejection_base_secs"`
+	EjectionMaxSecs  int `toml:"ejection_max_secs"`
 }
 
 // VirtualHost routes one domain to the backends carrying its tag.
@@ -221,15 +242,18 @@ const (
 func Default() *Config {
 	return &Config{
 		Proxy: Proxy{
-			ManagementAPIAddr:      "127.0.0.1:9090",
-			ShutdownTimeoutSecs:    30,
-			ReadHeaderTimeoutSecs:  10,
-			IdleTimeoutSecs:        120,
-			MaxHeaderBytes:         1 << 20,
-			DialTimeoutSecs:        5,
-			MaxIdleConnsPerBackend: 256,
-			ClientBodyTimeoutSecs:  60,
-			SendTimeoutSecs:        60,
+			ManagementAPIAddr:       "127.0.0.1:9090",
+			ShutdownTimeoutSecs:     30,
+			ReadHeaderTimeoutSecs:   10,
+			IdleTimeoutSecs:         120,
+			MaxHeaderBytes:          1 << 20,
+			DialTimeoutSecs:         5,
+			MaxIdleConnsPerBackend:  256,
+			ClientBodyTimeoutSecs:   60,
+			SendTimeoutSecs:         60,
+			UpstreamTimeoutSecs:     60,
+			UpstreamReadTimeoutSecs: 60,
+			UpstreamMaxHeaderBytes:  1 << 20,
 		},
 		LetsEncrypt: LetsEncrypt{
 			CacheDir:                 "acme-cache",
@@ -253,6 +277,8 @@ func Default() *Config {
 			Path:               "/health",
 			PassiveFailures:    5,
 			PassiveWindowSecs:  10,
+			EjectionBaseSecs:   10,
+			EjectionMaxSecs:    300,
 		},
 	}
 }

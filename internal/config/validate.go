@@ -100,6 +100,8 @@ func (c *Config) validateProxy(v *validator) {
 		v.add("proxy.max_body_bytes", errors.New("must not be negative (0 means no limit)"))
 	}
 	v.min("proxy.upstream_timeout_secs", p.UpstreamTimeoutSecs, 0)
+	v.min("proxy.upstream_read_timeout_secs", p.UpstreamReadTimeoutSecs, 0)
+	v.min("proxy.upstream_max_header_bytes", p.UpstreamMaxHeaderBytes, 1024)
 	v.min("proxy.dial_timeout_secs", p.DialTimeoutSecs, 1)
 	v.min("proxy.max_idle_conns_per_backend", p.MaxIdleConnsPerBackend, 1)
 	v.min("proxy.client_body_timeout_secs", p.ClientBodyTimeoutSecs, 1)
@@ -136,6 +138,11 @@ func (c *Config) validateHealth(v *validator) {
 	}
 	v.min("health_check.passive_failures", h.PassiveFailures, 0)
 	v.min("health_check.passive_window_secs", h.PassiveWindowSecs, 1)
+	v.min("health_check.ejection_base_secs", h.EjectionBaseSecs, 0)
+	v.min("health_check.ejection_max_secs", h.EjectionMaxSecs, 0)
+	if h.EjectionBaseSecs > 0 && h.EjectionMaxSecs < h.EjectionBaseSecs {
+		v.add("health_check.ejection_max_secs", fmt.Errorf("%d must not be below ejection_base_secs (%d)", h.EjectionMaxSecs, h.EjectionBaseSecs))
+	}
 }
 
 func (c *Config) validateLetsEncrypt(v *validator) {

@@ -2,8 +2,13 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
+	"net/http"
+	"strings"
 	"sync"
+	"time"
 )
 
 // Upgrades tracks the connections handed over to a protocol upgrade
@@ -71,4 +76,59 @@ func (u *Upgrades) Shutdown(ctx context.Context) error {
 	}
 	u.mu.Unlock()
 	return ctx.Err()
+}
+
+// upgrade completes a protocol switch (WebSocket): it hands the client's
+// connection over from the HTTP server, sends it the backend's 101 answer
+// and then copies bytes both ways until either side closes.
+func (u *Upstream) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange) {
+	head, pc := ex.head, ex.pc
+	pc.ctx = nil // no watching: an upgraded connection lives on its own
+	defer pc.close()
+	want, got := upgradeType(r.Header), head.upgrade
+	if want == "" || !strings.EqualFold(want, got) {
+		clear(w.Header()) // the 101's fields must not leak into the 502
+		recordError(w, r, errors.New("backend switched protocols without an upgrade request for it"))
+		return
+	}
+	client, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		recordError(w, r, err)
+		return
+	}
+	defer client.Close()
+	client.SetDeadline(time.Time{}) // an upgraded connection may idle for long
+	hdr := w.Header()               // the 101's end-to-end fields, hop-by-hop ones dropped
+	hdr.Set("Connection", "Upgrade")
+	hdr.Set("Upgrade", got)
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	if err := hdr.Write(brw); err != nil {
+		return
+	}
+	if _, err := brw.WriteString("\r\n"); err != nil {
+		return
+	}
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	pc.c.SetDeadline(time.Time{})
+	if u.o.Upgrades != nil {
+		done := u.o.Upgrades.add(client, pc.c)
+		defer done()
+	}
+	// Copy both ways; when either direction ends, close both connections
+	// (the deferred Closes) so the other copy ends too.
+	done := make(chan struct{}, 2)
+	go func() { // client -> backend, including bytes the server buffered
+		io.Copy(pc.c, brw.Reader)
+		done <- struct{}{}
+	}()
+	go func() { // backend -> client, including bytes already read
+		io.Copy(client, pc.br)
+		done <- struct{}{}
+	}()
+	<-done
+	client.Close()
+	pc.close()
+	<-done
 }

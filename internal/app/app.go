@@ -179,8 +179,9 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 	a.reg = backend.NewRegistry(proxy.NewFactory(proxy.UpstreamOptions{
 		DialTimeout:           secs(p.DialTimeoutSecs),
 		ResponseHeaderTimeout: secs(p.UpstreamTimeoutSecs),
+		ReadTimeout:           secs(p.UpstreamReadTimeoutSecs),
+		MaxHeaderBytes:        p.UpstreamMaxHeaderBytes,
 		MaxIdleConns:          p.MaxIdleConnsPerBackend,
-		SendTimeout:           secs(p.SendTimeoutSecs),
 		TrustedProxies:        trustedProxies(p.TrustedProxies),
 		Latency:               func(id string) interface{ Observe(float64) } { return a.metrics.Upstream(id) },
 		Upgrades:              &a.upgrades,

@@ -21,6 +21,10 @@ type Entry struct {
 	Bytes    int64         // response body bytes written to the client
 	Duration time.Duration // time taken to serve the request
 	Backend  string        // backend id, "" if none was picked
+	// Error says why the request failed or its answer was cut short
+	// ("upstream_read_timeout", "client_closed", ...); "" when it was
+	// answered whole.
+	Error string
 }
 
 // AccessLog writes one JSON object per line for every proxied request, to a
@@ -29,7 +33,8 @@ type Entry struct {
 //
 // Each line has exactly the keys time (RFC 3339 with nanoseconds, UTC),
 // client, method, host, path, status, bytes, duration_ms (milliseconds with
-// microsecond precision) and backend, in that order.
+// microsecond precision), backend and error (why the answer failed or was
+// cut short, "" when it was whole), in that order.
 type AccessLog struct {
 	mu     sync.Mutex // serializes writes so lines never interleave
 	w      io.Writer
@@ -138,6 +143,8 @@ func appendEntry(b []byte, e *Entry) []byte {
 	b = strconv.AppendFloat(b, float64(e.Duration.Microseconds())/1e3, 'f', 3, 64)
 	b = append(b, `,"backend":`...)
 	b = appendJSONString(b, e.Backend)
+	b = append(b, `,"error":`...)
+	b = appendJSONString(b, e.Error)
 	return append(b, "}\n"...)
 }
 

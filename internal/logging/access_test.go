@@ -17,7 +17,7 @@ import (
 )
 
 // accessKeys is the exact key set of an access log line, in order.
-var accessKeys = []string{"time", "client", "method", "host", "path", "status", "bytes", "duration_ms", "backend"}
+var accessKeys = []string{"time", "client", "method", "host", "path", "status", "bytes", "duration_ms", "backend", "error"}
 
 // decodeLine unmarshals one access log line and checks it has exactly the
 // documented keys, in order.
@@ -67,7 +67,7 @@ func TestAccessLogLine(t *testing.T) {
 		t.Fatalf("want exactly one newline-terminated line, got %q", out)
 	}
 	want := `{"time":"2024-05-06T05:08:09.123456789Z","client":"192.0.2.7","method":"GET",` +
-		`"host":"example.com","path":"/a?b=c","status":404,"bytes":1234,"duration_ms":1.234,"backend":"backend-a"}` + "\n"
+		`"host":"example.com","path":"/a?b=c","status":404,"bytes":1234,"duration_ms":1.234,"backend":"backend-a","error":""}` + "\n"
 	if out != want {
 		t.Errorf("line =\n%s\nwant\n%s", out, want)
 	}

@@ -53,6 +53,7 @@ type Metrics struct {
 type seriesKey struct {
 	domain, backend string
 	code            int
+	failed          bool // the error label
 }
 
 type series struct {
@@ -71,7 +72,7 @@ func New(reg *prometheus.Registry) *Metrics {
 		forwarders: make(map[string]int),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "proxy_requests_total",
-			Help: "Total number of requests, by virtual host, backend, status code and whether it was a server error (5xx).",
+			Help: "Total number of requests, by virtual host, backend, status code and whether it failed (a 5xx answer, or an answer cut short or failed after its head was sent).",
 		}, []string{"domain", "backend", "code", "error"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "proxy_request_duration_ms",
@@ -111,16 +112,19 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Request records one finished request (proxy.Observer).
-func (m *Metrics) Request(domain, backend string, code int, d time.Duration) {
+// Request records one finished request (proxy.Observer). Its error label
+// is true for a server error (5xx) and for an answer that failed or was
+// cut short after its head was sent (failed), whatever its status: the
+// manual's error-rate query then sees broken answers too.
+func (m *Metrics) Request(domain, backend string, code int, failed bool, d time.Duration) {
 	if domain == "" {
 		domain = UnknownDomain
 	}
-	k := seriesKey{domain, backend, code}
+	k := seriesKey{domain, backend, code, failed || code >= 500}
 	v, ok := m.series.Load(k)
 	if !ok {
 		v, _ = m.series.LoadOrStore(k, &series{
-			requests: m.requests.WithLabelValues(domain, backend, strconv.Itoa(code), strconv.FormatBool(code >= 500)),
+			requests: m.requests.WithLabelValues(domain, backend, strconv.Itoa(code), strconv.FormatBool(k.failed)),
 			duration: m.duration.WithLabelValues(domain),
 		})
 	}
@@ -227,13 +231,18 @@ func (m *Metrics) Forget(domain string) {
 	m.panics.DeleteLabelValues(domain)
 }
 
-// ConnState counts open client connections; install it as an
-// http.Server's ConnState hook.
+// ConnState counts open client connections, upgraded ones (WebSockets)
+// included until they close; install it as the data-path server's
+// (internal/server's) ConnState hook. It counts StateNew up and
+// StateClosed down and ignores StateHijacked: that server reports a
+// hijacked connection's StateClosed when the handler closes it.
+// net/http's server never does, so on it hijacked connections would stay
+// counted.
 func (m *Metrics) ConnState(_ net.Conn, s http.ConnState) {
 	switch s {
 	case http.StateNew:
 		m.connections.Inc()
-	case http.StateClosed, http.StateHijacked:
+	case http.StateClosed:
 		m.connections.Dec()
 	}
 }

@@ -63,10 +63,24 @@ func (b *requestBody) rewind(r *http.Request) {
 // broken upload, the size limit), or nil.
 func (b *requestBody) failed() error {
 	if b.guard != nil {
-		return b.guard.err
+		_, err := b.guard.state()
+		return err
 	}
 	return nil
 }
 
 // replayable reports whether the body can be sent again.
-func (b *requestBody) replayable() bool { return b.guard == nil || !b.guard.read }
+func (b *requestBody) replayable() bool {
+	if b.guard == nil {
+		return true
+	}
+	read, _ := b.guard.state()
+	return !read
+}
+
+// finish ends the body's use by the handler (see guardedBody.finish).
+func (b *requestBody) finish() {
+	if b.guard != nil {
+		b.guard.finish()
+	}
+}

@@ -34,10 +34,12 @@ type TLSReady interface {
 
 // Observer receives what the data path does: Request once per finished
 // request (domain "" when no host matched, backend "" when none was
-// picked), Retry when an attempt is sent again to another backend, Panic
-// when a request goes to an unhealthy backend because none is healthy.
+// picked; failed when the answer failed or was cut short, whatever its
+// status: see Failure.Counts), Retry when an attempt is sent again to
+// another backend, Panic when a request goes to an unhealthy backend
+// because none is healthy.
 type Observer interface {
-	Request(domain, backend string, code int, d time.Duration)
+	Request(domain, backend string, code int, failed bool, d time.Duration)
 	Retry(domain, backend string)
 	Panic(domain string)
 }
@@ -74,8 +76,9 @@ type Options struct {
 	// BodyTimeout is the longest a client may pause while sending a request
 	// body; 0 = no limit.
 	BodyTimeout time.Duration
-	// SendTimeout is the longest a client may take to accept each chunk of
-	// the answer; 0 = no limit.
+	// SendTimeout bounds each pause while writing the answer to the client
+	// (nginx's send_timeout): armed before every write, so the backend's
+	// time to answer never counts; 0 = no limit.
 	SendTimeout time.Duration
 }
 
@@ -112,18 +115,14 @@ const challengePrefix = "/.well-known/acme-challenge/"
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if h.o.SendTimeout > 0 {
-		// Armed for every answer: a deadline left by an earlier request on
-		// this keep-alive connection must not cut this one short.
-		http.NewResponseController(w).SetWriteDeadline(start.Add(h.o.SendTimeout))
-	}
 	if h.o.Challenge != nil && r.TLS == nil && strings.HasPrefix(r.URL.Path, challengePrefix) {
+		h.arm(w)
 		h.o.Challenge.ServeHTTP(w, r)
 		return
 	}
 	host := h.o.Routes.Table().Lookup(r.Host)
 	if host == nil {
-		h.finish(r, start, "", "", plain(w, http.StatusNotFound, "404 unknown host\n"))
+		h.finish(r, start, "", "", h.plain(w, http.StatusNotFound, "404 unknown host\n"))
 		return
 	}
 	if r.TLS == nil && host.Redirect && host.TLS && h.o.TLS != nil && h.o.TLS.Ready(host.Domain) {
@@ -131,7 +130,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.o.MaxBodyBytes > 0 && r.ContentLength > h.o.MaxBodyBytes {
-		h.finish(r, start, host.Domain, "", plain(w, http.StatusRequestEntityTooLarge, "413 request body too large\n"))
+		h.finish(r, start, host.Domain, "", h.plain(w, http.StatusRequestEntityTooLarge, "413 request body too large\n"))
 		return
 	}
 	h.forward(w, r, host, start)
@@ -144,10 +143,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Host, start time.Time) {
 	body, err := h.prepareBody(w, r)
 	if err != nil {
-		h.finish(r, start, host.Domain, "", bodyFailed(w, err))
+		h.finish(r, start, host.Domain, "", h.bodyFailed(w, err))
 		return
 	}
-	rec := h.recs.get(w)
+	defer body.finish()
+	rec := h.recs.get(w, h.o.SendTimeout)
 	defer h.recs.put(rec)
 
 	var triedBuf [maxAttempts]*backend.Backend
@@ -164,8 +164,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Ho
 		body.rewind(r)
 		rec.err = nil
 		h.send(b, rec, r)
-		if rec.err == nil {
-			if h.o.Passive5xx && rec.status >= 500 && h.o.Failures != nil {
+		if rec.err == nil || rec.fail != "" {
+			switch {
+			case h.o.Failures == nil:
+			case rec.aborted: // the backend broke its answer off
+				h.o.Failures.Failure(b, rec.err)
+			case h.o.Passive5xx && rec.status >= 500:
 				h.o.Failures.Failure(b, statusError(rec.status))
 			}
 			break
@@ -192,16 +196,27 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Ho
 	}
 	switch {
 	case b == nil && len(tried) == 0:
-		h.finish(r, start, host.Domain, "", plain(w, http.StatusServiceUnavailable, "503 no backend available\n"))
+		res := h.plain(w, http.StatusServiceUnavailable, "503 no backend available\n")
+		res.fail = FailNoBackend
+		h.finish(r, start, host.Domain, "", res)
 		return
 	case b == nil:
 		b = tried[len(tried)-1]
 	}
-	res := answer{rec.status, rec.bytes}
+	if rec.started {
+		rec.arm() // the server's last write (a final chunk, a flush) comes after the handler
+	}
+	res := answer{code: rec.status, bytes: rec.bytes, fail: rec.fail}
 	switch {
-	case rec.err == nil || rec.started || rec.status == statusClientClosed:
+	case rec.fail != "":
+		h.cutShort(host, b, rec)
+	case rec.err == nil:
+	case rec.status == statusClientClosed:
+		res.fail = FailClientClosed
 	case body.failed() != nil:
-		res = bodyFailed(w, rec.err)
+		res = h.bodyFailed(w, rec.err)
+	case rec.started: // an upgrade that failed after the switch
+		res.fail = upstreamFailure(rec.err)
 	default:
 		res = h.failed(w, host, b, rec.err)
 	}
@@ -211,19 +226,37 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Ho
 	}
 }
 
+// cutShort logs an answer that broke off after its head was sent, at
+// most every logEvery per backend (metrics and the access log count each
+// one). A client that left is the client's business: Debug.
+func (h *Handler) cutShort(host *route.Host, b *backend.Backend, rec *recorder) {
+	args := []any{"domain", host.Domain, "backend", b.ID, "status", rec.status,
+		"bytes", rec.bytes, "reason", string(rec.fail), "error", rec.err}
+	if !rec.fail.Counts() {
+		h.o.Log.Debug("client left before the answer was complete", args...)
+		return
+	}
+	if b.FailureLog.Allow(time.Now(), logEvery) {
+		h.o.Log.Warn("answer cut short", args...)
+	}
+}
+
 // bodyFailed answers a request whose body could not be read from the
 // client: 413 over the size limit, 408 when the client stalled, 400 when
 // it broke off.
-func bodyFailed(w http.ResponseWriter, err error) answer {
+func (h *Handler) bodyFailed(w http.ResponseWriter, err error) answer {
 	var maxErr *http.MaxBytesError
+	var a answer
 	switch {
 	case errors.As(err, &maxErr):
-		return plain(w, http.StatusRequestEntityTooLarge, "413 request body too large\n")
+		a = h.plain(w, http.StatusRequestEntityTooLarge, "413 request body too large\n")
 	case isTimeout(err):
-		return plain(w, http.StatusRequestTimeout, "408 request body timed out\n")
+		a = h.plain(w, http.StatusRequestTimeout, "408 request body timed out\n")
 	default:
-		return plain(w, http.StatusBadRequest, "400 could not read request body\n")
+		a = h.plain(w, http.StatusBadRequest, "400 could not read request body\n")
 	}
+	a.fail = FailClientBody
+	return a
 }
 
 // statusError is a backend's 5xx answer reported as a passive failure.
@@ -242,10 +275,13 @@ func (h *Handler) failed(w http.ResponseWriter, host *route.Host, b *backend.Bac
 	if b.FailureLog.Allow(time.Now(), logEvery) {
 		h.o.Log.Warn("backend failed", "domain", host.Domain, "backend", b.ID, "error", err)
 	}
+	code, msg := http.StatusBadGateway, "502 bad gateway\n"
 	if isTimeout(err) {
-		return plain(w, http.StatusGatewayTimeout, "504 gateway timeout\n")
+		code, msg = http.StatusGatewayTimeout, "504 gateway timeout\n"
 	}
-	return plain(w, http.StatusBadGateway, "502 bad gateway\n")
+	a := h.plain(w, code, msg)
+	a.fail = upstreamFailure(err)
+	return a
 }
 
 // panicking notes that host's pool had no healthy backend left and a
@@ -292,11 +328,6 @@ func idempotent(method string) bool {
 	return false
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
-}
-
 // clientGone reports whether the failure is the client's leaving.
 func clientGone(r *http.Request, err error) bool {
 	return r.Context().Err() != nil || errors.Is(err, context.Canceled)
@@ -308,6 +339,7 @@ func (h *Handler) redirect(w http.ResponseWriter, r *http.Request) answer {
 		host = host[:i]
 	}
 	w.Header()["Location"] = []string{"https://" + host + h.port + r.URL.RequestURI()}
+	h.arm(w)
 	w.WriteHeader(http.StatusMovedPermanently)
 	return answer{code: http.StatusMovedPermanently}
 }
@@ -316,13 +348,23 @@ func (h *Handler) redirect(w http.ResponseWriter, r *http.Request) answer {
 func (h *Handler) finish(r *http.Request, start time.Time, domain, backendID string, a answer) {
 	d := time.Since(start)
 	if h.o.Observer != nil {
-		h.o.Observer.Request(domain, backendID, a.code, d)
+		h.o.Observer.Request(domain, backendID, a.code, a.fail.Counts(), d)
 	}
 	if h.o.Access != nil {
 		h.o.Access.Log(logging.Entry{
 			Time: start, Client: clientIP(r), Method: r.Method, Host: r.Host,
 			Path: r.URL.Path, Status: a.code, Bytes: a.bytes, Duration: d, Backend: backendID,
+			Error: string(a.fail),
 		})
+	}
+}
+
+// arm starts the send timeout for an answer of the proxy's own (see
+// recorder.arm): a deadline left by an earlier request on this keep-alive
+// connection must not cut it short.
+func (h *Handler) arm(w http.ResponseWriter) {
+	if dl, ok := w.(writeDeadliner); ok && h.o.SendTimeout > 0 {
+		dl.SetWriteDeadline(time.Now().Add(h.o.SendTimeout))
 	}
 }
 
@@ -333,19 +375,22 @@ func clientIP(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// answer is a response of the proxy's own: its status and body size.
+// answer is how a request was answered: its status, body size, and why it
+// failed or was cut short ("" when it was not).
 type answer struct {
 	code  int
 	bytes int64
+	fail  Failure
 }
 
 // plain writes a short plain-text answer of the proxy's own.
-func plain(w http.ResponseWriter, code int, msg string) answer {
+func (h *Handler) plain(w http.ResponseWriter, code int, msg string) answer {
+	h.arm(w)
 	hdr := w.Header()
 	hdr["Content-Type"] = []string{"text/plain; charset=utf-8"}
 	hdr["X-Content-Type-Options"] = []string{"nosniff"}
 	hdr["Content-Length"] = []string{strconv.Itoa(len(msg))}
 	w.WriteHeader(code)
 	n, _ := io.WriteString(w, msg)
-	return answer{code, int64(n)}
+	return answer{code: code, bytes: int64(n)}
 }

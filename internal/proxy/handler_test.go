@@ -33,10 +33,14 @@ type observed struct {
 	failures []string
 }
 
-func (o *observed) Request(domain, backend string, code int, _ time.Duration) {
+func (o *observed) Request(domain, backend string, code int, failed bool, _ time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.requests = append(o.requests, fmt.Sprintf("%s %s %d", domain, backend, code))
+	r := fmt.Sprintf("%s %s %d", domain, backend, code)
+	if failed {
+		r += " failed"
+	}
+	o.requests = append(o.requests, r)
 }
 func (o *observed) Retry(string, string) { o.mu.Lock(); o.retries++; o.mu.Unlock() }
 func (o *observed) Panic(string)         { o.mu.Lock(); o.panics++; o.mu.Unlock() }

@@ -13,9 +13,6 @@ import (
 	"fronttier/internal/httpx"
 )
 
-// maxHeadBytes bounds a backend's response head (status line and headers).
-const maxHeadBytes = 1 << 20
-
 // respHead is a backend's response head, parsed for forwarding.
 type respHead struct {
 	status int
@@ -49,10 +46,18 @@ type field struct {
 // head it hands out, between exchanges of one connection: a head is valid
 // until the next read. The values it puts in header maps are fresh.
 type headParser struct {
+	max    int // the head's size limit, status line and fields
 	fields []field
 	vals   []byte
+	long   []byte // a line longer than the read buffer, assembled
 	head   respHead
 }
+
+// defaultMaxHead is a response head's size limit unless set.
+const defaultMaxHead = 1 << 20
+
+// maxKeptLine is the largest long-line buffer a connection keeps.
+const maxKeptLine = 16 << 10
 
 var (
 	errHeadTooLarge = errors.New("backend response head too large")
@@ -62,7 +67,11 @@ var (
 // read parses the next response head from br into h (the client's header
 // map). method is the request's, for HEAD's body rules.
 func (p *headParser) read(br *bufio.Reader, method string, h http.Header) (*respHead, error) {
-	line, err := readLine(br)
+	if p.max <= 0 {
+		p.max = defaultMaxHead
+	}
+	size := 0
+	line, err := p.readLine(br, &size)
 	if err != nil {
 		return nil, err
 	}
@@ -72,18 +81,11 @@ func (p *headParser) read(br *bufio.Reader, method string, h http.Header) (*resp
 	if err != nil {
 		return nil, err
 	}
-	if rh.status < 200 && rh.status != http.StatusSwitchingProtocols {
-		rh.header = http.Header{} // an interim answer's fields are not the answer's
-	}
 	p.fields, p.vals = p.fields[:0], p.vals[:0]
-	size := len(line)
 	for {
-		line, err := readLine(br)
+		line, err := p.readLine(br, &size)
 		if err != nil {
 			return nil, err
-		}
-		if size += len(line); size > maxHeadBytes {
-			return nil, errHeadTooLarge
 		}
 		if len(line) == 0 {
 			break
@@ -96,18 +98,34 @@ func (p *headParser) read(br *bufio.Reader, method string, h http.Header) (*resp
 	return rh, p.finish(rh, vals, method, http10)
 }
 
-// readLine returns the next line without its CRLF (or LF). The slice is
-// valid until the next read from br.
-func readLine(br *bufio.Reader) ([]byte, error) {
+// readLine returns the next line without its CRLF (or LF), adding its
+// length to *size and failing once that passes the head limit. A line
+// longer than br's buffer is assembled in p.long. The slice is valid until
+// the next read from br or the next long line.
+func (p *headParser) readLine(br *bufio.Reader, size *int) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
-		return nil, errHeadTooLarge
+		p.long = append(p.long[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			if *size+len(p.long) > p.max {
+				return nil, errHeadTooLarge
+			}
+			line, err = br.ReadSlice('\n')
+			p.long = append(p.long, line...)
+		}
+		line = p.long
+		if cap(p.long) > maxKeptLine {
+			p.long = nil // do not pin one huge line for the connection's life
+		}
 	}
 	if err != nil {
 		if err == io.EOF && len(line) > 0 {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
+	}
+	if *size += len(line); *size > p.max {
+		return nil, errHeadTooLarge
 	}
 	line = line[:len(line)-1]
 	if n := len(line); n > 0 && line[n-1] == '\r' {
@@ -169,7 +187,7 @@ func (p *headParser) addField(line []byte) error {
 func (p *headParser) finish(rh *respHead, vals, method string, http10 bool) error {
 	var conn []string
 	keepAlive := false
-	lengthSeen := false
+	lengthSeen, teSeen := false, false
 	rh.length = -1
 	te := ""
 	for _, f := range p.fields {
@@ -192,7 +210,10 @@ func (p *headParser) finish(rh *respHead, vals, method string, http10 bool) erro
 			}
 			rh.length, lengthSeen = n, true
 		case "Transfer-Encoding":
-			te = v
+			if teSeen {
+				return fmt.Errorf("%w: repeated Transfer-Encoding", errMalformed)
+			}
+			te, teSeen = v, true
 		case "Upgrade":
 			rh.upgrade = v
 		case "Trailer":
@@ -201,11 +222,17 @@ func (p *headParser) finish(rh *respHead, vals, method string, http10 bool) erro
 			rh.contentType = v
 		}
 	}
-	if te != "" {
+	if teSeen {
 		if !httpx.EqualFold(te, "chunked") {
 			return fmt.Errorf("%w: Transfer-Encoding %q", errMalformed, te)
 		}
-		rh.chunked, rh.length = true, -1 // chunked wins over a length (RFC 9112 6.3)
+		if lengthSeen {
+			// RFC 9112 6.3 lets a recipient treat both as an error; an
+			// answer framed two ways is a smuggling or splitting attempt
+			// (nginx refuses it too).
+			return fmt.Errorf("%w: both Transfer-Encoding and Content-Length", errMalformed)
+		}
+		rh.chunked = true
 	}
 	if http10 && !keepAlive {
 		rh.close = true
@@ -237,14 +264,14 @@ func (p *headParser) finish(rh *respHead, vals, method string, http10 bool) erro
 // readTrailer reads the trailer section after a chunked body's last chunk
 // into h, keeping the fields the head announced.
 func (p *headParser) readTrailer(br *bufio.Reader, announced string, h http.Header) error {
+	if p.max <= 0 {
+		p.max = defaultMaxHead
+	}
 	size := 0
 	for {
-		line, err := readLine(br)
+		line, err := p.readLine(br, &size)
 		if err != nil {
 			return err
-		}
-		if size += len(line); size > maxHeadBytes {
-			return errHeadTooLarge
 		}
 		if len(line) == 0 {
 			return nil

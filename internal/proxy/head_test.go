@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
@@ -31,8 +32,10 @@ func TestReadHead(t *testing.T) {
 			status: 200, header: http.Header{"Set-Cookie": {"a=1", "b=2"}, "Content-Length": {"0"}}},
 		{name: "chunked", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
 			status: 200, length: -1, chunked: true, header: http.Header{}},
-		{name: "chunked wins over a length", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",
-			status: 200, length: -1, chunked: true, header: http.Header{"Content-Length": {"9"}}},
+		{name: "chunked and a length refused (RFC 9112 6.3)", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n", wantErr: true},
+		{name: "a length and chunked refused", in: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", wantErr: true},
+		{name: "repeated Transfer-Encoding refused", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", wantErr: true},
+		{name: "chunked listed after another coding refused", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", wantErr: true},
 		{name: "no framing: until close", in: "HTTP/1.1 200 OK\r\n\r\n",
 			status: 200, length: -1, close: true, header: http.Header{}},
 		{name: "HTTP/1.0 closes", in: "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
@@ -92,18 +95,87 @@ func TestReadHead(t *testing.T) {
 	}
 }
 
-func TestReadHeadSkipsInterim(t *testing.T) {
+// interimWriter records the interim answers written to it, with the
+// fields each carried.
+type interimWriter struct {
+	h       http.Header
+	interim []string // "103 Link=</a>"
+}
+
+func (w *interimWriter) Header() http.Header         { return w.h }
+func (w *interimWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *interimWriter) WriteHeader(code int) {
+	w.interim = append(w.interim, fmt.Sprintf("%d %v", code, w.h))
+}
+
+func TestReadHeadInterim(t *testing.T) {
 	t.Parallel()
-	in := "HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+	in := "HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n" +
+		"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\nConnection: X-Hop\r\nX-Hop: 1\r\n\r\n" +
+		"HTTP/1.1 102 Processing\r\n\r\n" +
+		"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+	for _, tc := range []struct {
+		name  string
+		proto int // minor version of the client's HTTP/1
+		want  []string
+	}{
+		{"HTTP/1.1 client gets 103 and 102, not 100", 1, []string{"103 map[Link:[</a>]]", "102 map[]"}},
+		{"HTTP/1.0 client gets none", 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pc := &pconn{}
+			pc.br = bufio.NewReader(strings.NewReader(in))
+			w := &interimWriter{h: http.Header{}}
+			r := &http.Request{Method: "POST", ProtoMajor: 1, ProtoMinor: tc.proto}
+			head, err := readHead(pc, w, r)
+			if err != nil || head.status != 201 {
+				t.Fatalf("%+v, %v", head, err)
+			}
+			if !reflect.DeepEqual(w.interim, tc.want) {
+				t.Errorf("interim answers %q, want %q", w.interim, tc.want)
+			}
+			if len(w.h) != 1 || w.h.Get("Content-Length") != "0" {
+				t.Errorf("interim fields leaked into the answer: %v", w.h)
+			}
+		})
+	}
+}
+
+func TestReadHeadTooManyInterim(t *testing.T) {
+	t.Parallel()
+	in := strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", maxInterim+1) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 	pc := &pconn{}
 	pc.br = bufio.NewReader(strings.NewReader(in))
-	h := http.Header{}
-	head, err := readHead(pc, "POST", h)
-	if err != nil || head.status != 201 {
-		t.Fatalf("%+v, %v", head, err)
+	w := &interimWriter{h: http.Header{}}
+	if _, err := readHead(pc, w, &http.Request{Method: "GET", ProtoMajor: 1, ProtoMinor: 1}); !errors.Is(err, errMalformed) {
+		t.Fatalf("%d interim answers: %v, want errMalformed", maxInterim+1, err)
 	}
-	if _, leaked := h["X-Interim"]; leaked || h.Get("Link") != "" {
-		t.Errorf("interim fields leaked into the answer: %v", h)
+	if len(w.interim) != maxInterim {
+		t.Errorf("%d interim answers forwarded, want %d", len(w.interim), maxInterim)
+	}
+}
+
+// TestReadHeadLongLines: a field line longer than the read buffer is read
+// whole (a 5,000-byte Set-Cookie), up to the head limit, and no further.
+func TestReadHeadLongLines(t *testing.T) {
+	t.Parallel()
+	cookie := "id=" + strings.Repeat("x", 5000)
+	in := "HTTP/1.1 200 OK\r\nSet-Cookie: " + cookie + "\r\nX-After: 1\r\nContent-Length: 0\r\n\r\n"
+	br := bufio.NewReaderSize(strings.NewReader(in), 16) // the minimum: every field is "long"
+	p := headParser{max: 8 << 10}
+	h := http.Header{}
+	if _, err := p.read(br, "GET", h); err != nil {
+		t.Fatal(err)
+	}
+	if h.Get("Set-Cookie") != cookie || h.Get("X-After") != "1" {
+		t.Errorf("long field not read whole: %d bytes, X-After %q", len(h.Get("Set-Cookie")), h.Get("X-After"))
+	}
+	for _, max := range []int{4 << 10, 5000} {
+		p := headParser{max: max}
+		br := bufio.NewReaderSize(strings.NewReader(in), 16)
+		if _, err := p.read(br, "GET", http.Header{}); !errors.Is(err, errHeadTooLarge) {
+			t.Errorf("limit %d: %v, want errHeadTooLarge", max, err)
+		}
 	}
 }
 

@@ -46,28 +46,43 @@ func rawExchange(t *testing.T, addr, req string, wait time.Duration) string {
 
 func TestTrustedProxies(t *testing.T) {
 	t.Parallel()
+	// seen answers with what the backend received of the forwarding fields.
+	seen := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, k := range []string{"X-Forwarded-For", "X-Real-Ip", "Forwarded", "X-Forwarded-Proto"} {
+			w.Header()["Seen-"+k] = []string{strings.Join(r.Header[k], " | ")}
+		}
+	})
+	type fields struct{ xff, realIP, forwarded, proto string }
 	for _, tc := range []struct {
 		name    string
 		trusted []netip.Prefix
-		want    string
+		want    fields
 	}{
-		{"untrusted client: replaced", nil, "127.0.0.1"},
-		{"trusted proxy: extended", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "203.0.113.7, 127.0.0.1"},
-		{"other range trusted: replaced", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, "127.0.0.1"},
+		{"untrusted client: replaced or removed", nil,
+			fields{"127.0.0.1", "127.0.0.1", "", "http"}},
+		{"trusted proxy: extended or kept", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+			fields{"203.0.113.7, 127.0.0.1", "203.0.113.7", "for=203.0.113.7;proto=https", "https"}},
+		{"other range trusted: replaced or removed", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+			fields{"127.0.0.1", "127.0.0.1", "", "http"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newSetup(t, UpstreamOptions{TrustedProxies: tc.trusted}, Options{}, [2]string{"live", serve(t, named("live"))})
+			s := newSetup(t, UpstreamOptions{TrustedProxies: tc.trusted}, Options{}, [2]string{"live", serve(t, seen)})
 			req, _ := http.NewRequest("GET", "http://"+serve(t, s.h)+"/", nil)
 			req.Host = "example.com"
 			req.Header.Set("X-Forwarded-For", "203.0.113.7")
+			req.Header.Set("X-Real-IP", "203.0.113.7")
+			req.Header.Set("Forwarded", "for=203.0.113.7;proto=https")
+			req.Header.Set("X-Forwarded-Proto", "https")
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			if got := resp.Header.Get("X-Seen-XFF"); got != tc.want {
-				t.Errorf("backend saw X-Forwarded-For %q, want %q", got, tc.want)
+			got := fields{resp.Header.Get("Seen-X-Forwarded-For"), resp.Header.Get("Seen-X-Real-Ip"),
+				resp.Header.Get("Seen-Forwarded"), resp.Header.Get("Seen-X-Forwarded-Proto")}
+			if got != tc.want {
+				t.Errorf("backend saw %+v, want %+v", got, tc.want)
 			}
 		})
 	}
@@ -106,7 +121,7 @@ func TestSlowReader(t *testing.T) {
 			}
 		}
 	}))
-	s := newSetup(t, UpstreamOptions{SendTimeout: 200 * time.Millisecond}, Options{SendTimeout: 200 * time.Millisecond}, [2]string{"big", big})
+	s := newSetup(t, UpstreamOptions{}, Options{SendTimeout: 200 * time.Millisecond}, [2]string{"big", big})
 	addr := frontServer(t, s.h)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -10,30 +11,44 @@ import (
 )
 
 // recorder wraps the client's ResponseWriter for one request: it notes the
-// status and body size for metrics and the access log, and carries a
-// forwarding error back from the Upstream to the Handler. It also guards
-// the request body so a request that failed before its body was read can be
-// sent again. Recorders are pooled.
+// status and body size for metrics and the access log, carries a
+// forwarding error and the reason an answer was cut back from the Upstream
+// to the Handler, and arms the send timeout before each write to the
+// client. Recorders are pooled.
 type recorder struct {
 	w       http.ResponseWriter
+	dl      writeDeadliner // w's, or nil
+	fl      errFlusher     // w's, or nil
+	send    time.Duration  // the send timeout; 0 = none
 	status  int
 	bytes   int64
-	err     error // set by recordError
-	started bool  // a final status went to the client; no retry is possible
-	aborted bool  // the backend broke off mid-answer; the client connection must be aborted
+	err     error   // set by recordError
+	fail    Failure // why the answer was not delivered whole
+	started bool    // a final status went to the client; no retry is possible
+	aborted bool    // the backend broke off mid-answer; the client connection must be aborted
 }
+
+// writeDeadliner and errFlusher are what http.ResponseController looks for;
+// the recorder resolves them once per request instead of allocating a
+// controller per call.
+type (
+	writeDeadliner interface{ SetWriteDeadline(time.Time) error }
+	errFlusher     interface{ FlushError() error }
+)
 
 // recorderPool recycles recorders. Nothing of the request outlives
 // ServeHTTP in a recorder: the reverse proxy is done with the writer when it
 // returns (an upgraded connection is hijacked, not written through it).
 type recorderPool struct{ p sync.Pool }
 
-func (rp *recorderPool) get(w http.ResponseWriter) *recorder {
+func (rp *recorderPool) get(w http.ResponseWriter, send time.Duration) *recorder {
 	rec, _ := rp.p.Get().(*recorder)
 	if rec == nil {
 		rec = new(recorder)
 	}
-	rec.w = w
+	rec.w, rec.send = w, send
+	rec.dl, _ = w.(writeDeadliner)
+	rec.fl, _ = w.(errFlusher)
 	return rec
 }
 
@@ -42,9 +57,19 @@ func (rp *recorderPool) put(rec *recorder) {
 	rp.p.Put(rec)
 }
 
+// arm starts the send timeout from now: each write to the client must make
+// progress within it (nginx's send_timeout). The backend's time to answer
+// is not the client's: the clock starts again before every write.
+func (rec *recorder) arm() {
+	if rec.send > 0 && rec.dl != nil {
+		rec.dl.SetWriteDeadline(time.Now().Add(rec.send))
+	}
+}
+
 func (rec *recorder) Header() http.Header { return rec.w.Header() }
 
 func (rec *recorder) WriteHeader(code int) {
+	rec.arm()
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
 		rec.w.WriteHeader(code) // informational: the final status is still to come
 		return
@@ -61,6 +86,7 @@ func (rec *recorder) Write(p []byte) (int, error) {
 		rec.started = true
 		rec.status = http.StatusOK
 	}
+	rec.arm()
 	n, err := rec.w.Write(p)
 	rec.bytes += int64(n)
 	return n, err
@@ -69,12 +95,16 @@ func (rec *recorder) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (rec *recorder) Unwrap() http.ResponseWriter { return rec.w }
 
-// FlushError flushes buffered data to the client (server-sent events and
-// other streams).
+// FlushError sends what is buffered to the client (server-sent events and
+// other streams, and an answer whose next bytes the backend makes wait).
 func (rec *recorder) FlushError() error {
 	if !rec.started {
 		rec.started = true
 		rec.status = http.StatusOK
+	}
+	rec.arm()
+	if rec.fl != nil {
+		return rec.fl.FlushError()
 	}
 	return http.NewResponseController(rec.w).Flush()
 }
@@ -100,25 +130,43 @@ func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // client_body_timeout): a client trickling its upload cannot hold the
 // connection forever. The deadline is cleared at the end of a complete
 // body, so that it cannot cut the connection while the backend answers.
+//
+// The handler may return while the writer still runs (a backend that
+// answered before taking the whole upload): finish then stops the guard
+// from touching the client connection's deadlines, which by then belong
+// to the server's next read.
 type guardedBody struct {
-	rc   io.ReadCloser
-	read bool
-	err  error // the client's body failed: timeout, cut off
-
+	rc      io.ReadCloser
 	ctl     *http.ResponseController // nil: no timeout
 	timeout time.Duration
+
+	mu   sync.Mutex // guards read, err and done; never held across a read
+	read bool
+	err  error // the client's body failed: timeout, cut off
+	done bool  // the handler returned
 }
 
 func (g *guardedBody) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	if g.done {
+		g.mu.Unlock()
+		return 0, errBodyAbandoned
+	}
 	g.read = true
 	if g.ctl != nil {
 		g.ctl.SetReadDeadline(time.Now().Add(g.timeout))
 	}
+	g.mu.Unlock()
 	n, err := g.rc.Read(p)
-	if err != nil && err != io.EOF {
-		g.err = err
+	if err == nil {
+		return n, nil
 	}
-	if err == io.EOF && g.ctl != nil {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case err != io.EOF:
+		g.err = err
+	case g.ctl != nil && !g.done:
 		// Only a complete body clears it: after a failure the server's
 		// drain of the rest must fail fast too.
 		g.ctl.SetReadDeadline(time.Time{})
@@ -127,3 +175,21 @@ func (g *guardedBody) Read(p []byte) (int, error) {
 }
 
 func (g *guardedBody) Close() error { return nil }
+
+// state returns whether any of the body was read, and its failure.
+func (g *guardedBody) state() (read bool, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.read, g.err
+}
+
+// finish marks the handler returned: later reads fail at once.
+func (g *guardedBody) finish() {
+	g.mu.Lock()
+	g.done = true
+	g.mu.Unlock()
+}
+
+// errBodyAbandoned is read by a body writer still running after the
+// handler returned.
+var errBodyAbandoned = errors.New("request body abandoned: the answer is complete")

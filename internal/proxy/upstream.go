@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 
@@ -21,16 +19,21 @@ type UpstreamOptions struct {
 	// DialTimeout bounds connecting to the backend; default 5s.
 	DialTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for response headers once the
-	// request is sent; 0 = none.
+	// request is sent; 0 = none. Past it the client gets 504.
 	ResponseHeaderTimeout time.Duration
+	// ReadTimeout bounds each silence of the backend while its answer is
+	// read, head and body (nginx's proxy_read_timeout); 0 = none. An
+	// answer that keeps moving is never cut; one that stalls gets 504
+	// before its head was sent, or a closed client connection after.
+	ReadTimeout time.Duration
+	// MaxHeaderBytes bounds a response head (any one line may take all
+	// of it); default 1 MiB. Larger heads are refused (502).
+	MaxHeaderBytes int
 	// MaxIdleConns is the size of the backend's keep-alive pool; default 256.
 	MaxIdleConns int
 	// IdleTimeout closes pooled connections unused for this long; default
 	// 90s.
 	IdleTimeout time.Duration
-	// SendTimeout is re-armed while a long answer is copied to the client
-	// (see Options.SendTimeout); 0 = none.
-	SendTimeout time.Duration
 	// TrustedProxies are the clients whose X-Forwarded-* headers are kept
 	// (X-Forwarded-For extended with their address); from anyone else
 	// those headers are replaced.
@@ -81,6 +84,9 @@ func NewFactory(o UpstreamOptions) backend.Factory {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 90 * time.Second
 	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = defaultMaxHead
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -100,79 +106,6 @@ func NewFactory(o UpstreamOptions) backend.Factory {
 	}
 }
 
-// pconn is one pooled connection to the backend.
-//
-// Reads go through pconn.Read, which watches the exchange in progress: the
-// connection's read deadline ticks every watchTick, and at each tick the
-// read resumes unless the client has left or the response-header deadline
-// has passed. One deadline set per exchange replaces a per-request context
-// watch (context.AfterFunc cost six allocations and a lock per request).
-type pconn struct {
-	c         net.Conn
-	br        *bufio.Reader // reads through the pconn itself
-	bw        *bufio.Writer
-	idleSince time.Time
-
-	hp headParser // scratch space for response heads
-	ex exchange   // the exchange in progress, reused
-
-	// Set by the handler's goroutine for the exchange in progress, read
-	// only by that goroutine.
-	ctx     context.Context // the client's request; nil when idle
-	hard    time.Time       // response-header deadline; zero = none
-	hardFor time.Duration   // its length, for the error
-}
-
-// watchTick is how often a read blocked on the backend checks whether the
-// client is still there.
-const watchTick = 500 * time.Millisecond
-
-// Read implements io.Reader for br: see pconn.
-func (pc *pconn) Read(p []byte) (int, error) {
-	for {
-		n, err := pc.c.Read(p)
-		if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
-			return n, err
-		}
-		if pc.ctx != nil && pc.ctx.Err() != nil {
-			return 0, fmt.Errorf("%w: %w", context.Cause(pc.ctx), err)
-		}
-		now := time.Now()
-		if !pc.hard.IsZero() && !now.Before(pc.hard) {
-			return 0, timeoutError{pc.hardFor}
-		}
-		pc.c.SetReadDeadline(pc.tick(now))
-	}
-}
-
-// watch starts watching an exchange for ctx from now, with a
-// response-header deadline when headerTimeout is not zero.
-func (pc *pconn) watch(ctx context.Context, headerTimeout time.Duration, now time.Time) {
-	pc.ctx, pc.hard, pc.hardFor = ctx, time.Time{}, headerTimeout
-	if headerTimeout > 0 {
-		pc.hard = now.Add(headerTimeout)
-	}
-	pc.c.SetReadDeadline(pc.tick(now))
-}
-
-// tick returns the next read deadline: a watch tick away, or the
-// response-header deadline if sooner.
-func (pc *pconn) tick(now time.Time) time.Time {
-	next := now.Add(watchTick)
-	if !pc.hard.IsZero() && pc.hard.Before(next) {
-		return pc.hard
-	}
-	return next
-}
-
-func (pc *pconn) close() { pc.c.Close() }
-
-// staleCheckAfter is how long a connection may sit idle before it is
-// checked for a close by the backend before reuse (one non-blocking peek).
-// Servers' keep-alive timeouts are seconds or more, so busier connections
-// skip the check.
-const staleCheckAfter = time.Second
-
 // get returns a pooled connection (reused true) or dials a new one.
 func (u *Upstream) get(ctx context.Context) (pc *pconn, reused bool, err error) {
 	now := time.Now()
@@ -182,8 +115,7 @@ func (u *Upstream) get(ctx context.Context) (pc *pconn, reused bool, err error) 
 		u.idle[n-1] = nil
 		u.idle = u.idle[:n-1]
 		u.mu.Unlock()
-		idle := now.Sub(pc.idleSince)
-		if idle < staleCheckAfter || (idle < u.o.IdleTimeout && alive(pc)) {
+		if now.Sub(pc.idleSince) < u.o.IdleTimeout && pc.alive() {
 			return pc, true, nil
 		}
 		pc.close()
@@ -194,9 +126,7 @@ func (u *Upstream) get(ctx context.Context) (pc *pconn, reused bool, err error) 
 	if err != nil {
 		return nil, false, err
 	}
-	pc = &pconn{c: c, bw: bufio.NewWriterSize(c, 4<<10)}
-	pc.br = bufio.NewReaderSize(pc, 4<<10)
-	return pc, false, nil
+	return newPconn(c, u.o.MaxHeaderBytes), false, nil
 }
 
 // put returns a connection whose exchange ended cleanly to the pool.
@@ -206,7 +136,8 @@ func (u *Upstream) put(pc *pconn) {
 		return
 	}
 	now := time.Now()
-	pc.idleSince, pc.ctx = now, nil
+	pc.idleSince = now
+	pc.unwatch()
 	u.mu.Lock()
 	if u.closed || len(u.idle) >= u.o.MaxIdleConns {
 		u.mu.Unlock()
@@ -295,7 +226,7 @@ func (u *Upstream) try(pc *pconn, w http.ResponseWriter, r *http.Request) (_ *ex
 	ex := &pc.ex
 	*ex = exchange{pc: pc}
 	start := time.Now()
-	pc.watch(r.Context(), u.o.ResponseHeaderTimeout, start)
+	pc.watch(r.Context(), u.o.ResponseHeaderTimeout, u.o.ReadTimeout, start)
 	if err := writeHead(pc.bw, r, u.trusted(r)); err != nil {
 		return nil, err, false
 	}
@@ -324,7 +255,7 @@ func (u *Upstream) try(pc *pconn, w http.ResponseWriter, r *http.Request) (_ *ex
 			errc <- err
 		}()
 	}
-	head, err := readHead(pc, r.Method, w.Header())
+	head, err := readHead(pc, w, r)
 	if err != nil {
 		if ex.bodyErr != nil {
 			pc.c.Close() // unblock the body writer
@@ -364,27 +295,33 @@ func (u *Upstream) trusted(r *http.Request) bool {
 	return false
 }
 
-// timeoutError is a response-header timeout.
-type timeoutError struct{ after time.Duration }
+// maxInterim bounds the interim (1xx) answers read before the final one,
+// as Go's Transport does: a backend cannot keep an exchange in 1xx forever.
+const maxInterim = 5
 
-func (e timeoutError) Error() string {
-	return fmt.Sprintf("backend sent no response headers within %s", e.after)
-}
-func (timeoutError) Timeout() bool   { return true }
-func (timeoutError) Temporary() bool { return true }
-
-// readHead reads the final response head, skipping interim 1xx answers
-// but 101 (which ends the exchange as an upgrade): the Go server has already
-// told the client to continue.
-func readHead(pc *pconn, method string, h http.Header) (*respHead, error) {
-	for {
-		head, err := pc.hp.read(pc.br, method, h)
+// readHead reads the final response head (a 101 ends the exchange as an
+// upgrade). Interim answers are forwarded to clients that speak HTTP/1.1
+// or later (103 Early Hints, 102 Processing), but 100 Continue: the
+// proxy's server answered the client's Expect itself, and the backend is
+// never asked for one.
+func readHead(pc *pconn, w http.ResponseWriter, r *http.Request) (*respHead, error) {
+	h := w.Header()
+	for n := 1; ; n++ {
+		head, err := pc.hp.read(pc.br, r.Method, h)
 		if err != nil {
 			return nil, err
 		}
 		if head.status >= 200 || head.status == http.StatusSwitchingProtocols {
 			return head, nil
 		}
+		if n > maxInterim {
+			clear(h)
+			return nil, fmt.Errorf("%w: more than %d interim (1xx) answers", errMalformed, maxInterim)
+		}
+		if head.status != http.StatusContinue && r.ProtoAtLeast(1, 1) {
+			w.WriteHeader(head.status) // sent at once, with the fields in h
+		}
+		clear(h) // an interim answer's fields are not the final answer's
 	}
 }
 

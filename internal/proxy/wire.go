@@ -37,6 +37,8 @@ var notForwarded = func() map[string]bool {
 		"X-Forwarded-For":   true,
 		"X-Forwarded-Host":  true,
 		"X-Forwarded-Proto": true,
+		"Forwarded":         true,
+		"X-Real-Ip":         true,
 		"Host":              true,
 	}
 	for k := range hopHeaders {
@@ -82,8 +84,11 @@ func upgradeType(h http.Header) string {
 // writeHead writes r's request line and headers for the backend: the
 // client's end-to-end headers, the original Host, X-Forwarded-For (the
 // client's address only: a client-sent value is not trusted, unless the
-// client is a trusted proxy, whose list is extended), X-Forwarded-Host and
-// X-Forwarded-Proto (a trusted proxy's are kept), and the body framing.
+// client is a trusted proxy, whose list is extended), X-Forwarded-Host,
+// X-Forwarded-Proto and X-Real-IP (a trusted proxy's are kept, anyone
+// else's replaced), Forwarded (a trusted proxy's kept as sent, anyone
+// else's removed: the proxy does not originate it, X-Forwarded-* say the
+// same), and the body framing.
 func writeHead(bw *bufio.Writer, r *http.Request, trusted bool) error {
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
@@ -117,6 +122,16 @@ func writeHead(bw *bufio.Writer, r *http.Request, trusted bool) error {
 			writeField(bw, "X-Forwarded-For", strings.Join(prior, ", ")+", "+ip)
 		} else {
 			writeField(bw, "X-Forwarded-For", ip)
+		}
+		if v := r.Header["X-Real-Ip"]; trusted && len(v) > 0 {
+			writeField(bw, "X-Real-Ip", v[0])
+		} else {
+			writeField(bw, "X-Real-Ip", ip)
+		}
+	}
+	if trusted {
+		for _, v := range r.Header["Forwarded"] {
+			writeField(bw, "Forwarded", v)
 		}
 	}
 	if v := r.Header["X-Forwarded-Host"]; trusted && len(v) > 0 {

@@ -139,14 +139,15 @@ func TestAccessLog(t *testing.T) {
 		host, path string
 		status     int
 		backend    string
+		err        string // the error field: why it failed
 	}
 	reqs := []req{
-		{"acc.example.com", "/access-1", 200, "acc1"},
-		{"acc.example.com", "/access-2", 200, "acc1"},
-		{"ACC.example.com:81", "/access-3", 200, "acc1"},
-		{"nobody.example.net", "/access-4", 404, ""},
-		{"acc503.example.com", "/access-5", 503, ""},
-		{"acc502.example.com", "/access-6", 502, "dead1"},
+		{"acc.example.com", "/access-1", 200, "acc1", ""},
+		{"acc.example.com", "/access-2", 200, "acc1", ""},
+		{"ACC.example.com:81", "/access-3", 200, "acc1", ""},
+		{"nobody.example.net", "/access-4", 404, "", ""},
+		{"acc503.example.com", "/access-5", 503, "", "no_backend"},
+		{"acc502.example.com", "/access-6", 502, "dead1", "upstream_connect"},
 	}
 	sizes := map[string]int{}
 	for _, r := range reqs {
@@ -156,7 +157,7 @@ func TestAccessLog(t *testing.T) {
 		}
 		sizes[r.path] = len(body)
 	}
-	wantKeys := []string{"backend", "bytes", "client", "duration_ms", "host", "method", "path", "status", "time"}
+	wantKeys := []string{"backend", "bytes", "client", "duration_ms", "error", "host", "method", "path", "status", "time"}
 	for _, r := range reqs {
 		isThis := func(line string) bool {
 			m, ok := jsonLine(line)
@@ -177,9 +178,9 @@ func TestAccessLog(t *testing.T) {
 			t.Errorf("access log line %s has keys %v, want %v", line, keys, wantKeys)
 		}
 		if m["client"] != "127.0.0.1" || m["method"] != "GET" || m["host"] != r.host ||
-			m["status"] != float64(r.status) || m["backend"] != r.backend {
-			t.Errorf("access log line %s: want client 127.0.0.1, GET, host %s, status %d, backend %q",
-				line, r.host, r.status, r.backend)
+			m["status"] != float64(r.status) || m["backend"] != r.backend || m["error"] != r.err {
+			t.Errorf("access log line %s: want client 127.0.0.1, GET, host %s, status %d, backend %q, error %q",
+				line, r.host, r.status, r.backend, r.err)
 		}
 		if m["bytes"] != float64(sizes[r.path]) {
 			t.Errorf("access log line for %s (status %d) has bytes %v, but the client received a %d-byte body",

@@ -32,6 +32,9 @@ type conn struct {
 	raw   net.Conn // the accepted TCP connection
 	since time.Time
 	state atomic.Int32
+	// idleSince is when the connection last turned idle, unix ns; kept
+	// only with MaxConns, for reclaimIdle to close the oldest first.
+	idleSince atomic.Int64
 
 	br      *bufio.Reader
 	bw      *bufio.Writer
@@ -149,7 +152,13 @@ func (c *conn) await(first bool) bool {
 	from := stateNew
 	if !first {
 		from = stateIdle
-		c.state.Store(stateIdle)
+		if s.slots != nil {
+			c.idleSince.Store(time.Now().UnixNano())
+			c.state.Store(stateIdle)
+			s.idle()
+		} else {
+			c.state.Store(stateIdle)
+		}
 		s.hook(c.rwc, http.StateIdle)
 		if s.shuttingDown() {
 			return false
@@ -350,17 +359,24 @@ func (c *conn) noContinue() {
 	}
 }
 
-// hijacked is a connection handed over to a handler: with MaxConns it
-// holds its slot until closed.
+// hijacked is a connection handed over to a handler. It is still one of
+// the server's open connections until the handler closes it: it holds its
+// slot (MaxConns) until then, and its first Close reports StateClosed to
+// the ConnState hook (see Options.ConnState).
 type hijacked struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	s      *Server
+	closed sync.Once
 }
 
+// Close closes the connection; the first call also frees its slot and
+// reports it closed.
 func (h *hijacked) Close() error {
 	err := h.Conn.Close()
-	h.once.Do(h.release)
+	h.closed.Do(func() {
+		h.s.release()
+		h.s.hook(h.Conn, http.StateClosed)
+	})
 	return err
 }
 
@@ -371,10 +387,7 @@ func (c *conn) hijack() net.Conn {
 	c.state.Store(stateClosed)
 	c.s.forget(c)
 	c.s.hook(c.rwc, http.StateHijacked)
-	if c.s.slots == nil {
-		return c.rwc
-	}
-	return &hijacked{Conn: c.rwc, release: c.s.release}
+	return &hijacked{Conn: c.rwc, s: c.s}
 }
 
 // lingerFor bounds how long a closing connection reads the client's unread

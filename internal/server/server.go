@@ -52,10 +52,24 @@ type Options struct {
 	IdleTimeout       time.Duration
 	// MaxHeaderBytes bounds a request head; default 1 MiB.
 	MaxHeaderBytes int
-	// MaxConns caps the open connections (upgraded ones included); more
-	// wait in the listener's accept queue. 0 means no cap.
+	// MaxConns caps the open connections (upgraded ones included); 0
+	// means no cap. At the cap, a connection just accepted waits for a
+	// slot (the rest wait in the listener's accept queue), and to give it
+	// one at once the server closes idle keep-alive connections, the one
+	// idle longest first, as nginx does: one when the wait begins, and
+	// another each time a connection turns idle while it lasts. Only
+	// connections waiting for their next request are closed this way,
+	// never one in the middle of an exchange, a new one that has not sent
+	// its first request yet, nor a hijacked one.
 	MaxConns int
-	// ConnState is called as connections change state, as in http.Server.
+	// ConnState is called as connections change state, as in http.Server,
+	// with one departure: a hijacked connection, reported StateHijacked
+	// when it is handed over, is reported again, StateClosed, when the
+	// handler closes it (the first Close only, on the goroutine calling
+	// it). net/http never reports a hijacked connection's end; this server
+	// does so that a hook counting open connections can count upgraded
+	// ones (WebSockets) until they really close, by counting StateNew up
+	// and StateClosed down and ignoring StateHijacked.
 	ConnState func(net.Conn, http.ConnState)
 	// ErrorLog receives failed TLS handshakes and handler panics, in
 	// net/http's words ("http: TLS handshake error from ADDR: REASON").
@@ -76,6 +90,12 @@ type Server struct {
 	doneOnce  sync.Once
 	slots     chan struct{} // MaxConns semaphore, or nil
 
+	// waiting counts the accept loops waiting for a slot (MaxConns); while
+	// it is not 0, a connection turning idle signals idled (capacity 1),
+	// which wakes a waiting loop to reclaim an idle connection.
+	waiting atomic.Int32
+	idled   chan struct{}
+
 	mu        sync.Mutex // guards listeners and conns
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
@@ -89,6 +109,7 @@ func New(o Options) *Server {
 	}
 	if o.MaxConns > 0 {
 		s.slots = make(chan struct{}, o.MaxConns)
+		s.idled = make(chan struct{}, 1)
 	}
 	return s
 }
@@ -102,16 +123,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	defer s.trackListener(ln, false)
 	var delay time.Duration
 	for {
-		if s.slots != nil {
-			select {
-			case s.slots <- struct{}{}:
-			case <-s.done:
-				return http.ErrServerClosed
-			}
-		}
 		raw, err := ln.Accept()
 		if err != nil {
-			s.release()
 			if s.shuttingDown() {
 				return http.ErrServerClosed
 			}
@@ -126,6 +139,10 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		delay = 0
+		if !s.acquire() {
+			raw.Close()
+			return http.ErrServerClosed
+		}
 		c := s.newConn(raw)
 		if !s.track(c) {
 			raw.Close()
@@ -176,6 +193,87 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) shuttingDown() bool { return s.closing.Load() }
+
+// acquire takes a connection slot (MaxConns) for a connection just
+// accepted. At the cap it reclaims idle keep-alive connections, the one
+// idle longest first: one as the wait begins, one more each time a
+// connection turns idle during it. It reports false when the server
+// closes first.
+func (s *Server) acquire() bool {
+	if s.slots == nil {
+		return true
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+	}
+	s.waiting.Add(1)
+	defer s.waiting.Add(-1)
+	select {
+	case <-s.idled: // a stale signal, from before this wait
+	default:
+	}
+	for {
+		// A connection that turns idle after this scan sees waiting set
+		// and signals idled: none is missed.
+		s.reclaimIdle()
+		select {
+		case s.slots <- struct{}{}:
+			return true
+		case <-s.idled:
+		case <-s.done:
+			return false
+		}
+	}
+}
+
+// reclaimIdle closes the connection that has waited longest for its next
+// request, if any, so that its slot goes to a new client. Like closeIdle it
+// claims the connection by moving it from idle to closed, so that a
+// request arriving meanwhile keeps it (the move fails) and the
+// connection's goroutine, seeing the close, releases the slot once. It
+// closes the TCP connection, not the TLS one: no close_notify is written,
+// so a client that stopped reading cannot block the accept loop.
+func (s *Server) reclaimIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range reclaimTries {
+		var oldest *conn
+		var since int64
+		for c := range s.conns {
+			if c.state.Load() != stateIdle {
+				continue
+			}
+			if t := c.idleSince.Load(); oldest == nil || t < since {
+				oldest, since = c, t
+			}
+		}
+		if oldest == nil {
+			return
+		}
+		if oldest.state.CompareAndSwap(stateIdle, stateClosed) {
+			oldest.raw.Close()
+			return
+		}
+	}
+}
+
+// reclaimTries bounds how often reclaimIdle looks again when the
+// connection it chose got a request first.
+const reclaimTries = 4
+
+// idle is told by a connection that it has turned idle: it wakes an accept
+// loop waiting for a slot, if one is.
+func (s *Server) idle() {
+	if s.waiting.Load() == 0 {
+		return
+	}
+	select {
+	case s.idled <- struct{}{}:
+	default:
+	}
+}
 
 // release frees a connection slot (MaxConns).
 func (s *Server) release() {

@@ -117,14 +117,14 @@ func (u *Upstream) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange)
 		defer done()
 	}
 	// Copy both ways; when either direction ends, close both connections
-	// (the deferred Closes) so the other copy ends too.
+	// so the other copy ends too.
 	done := make(chan struct{}, 2)
 	go func() { // client -> backend, including bytes the server buffered
-		io.Copy(pc.c, brw.Reader)
+		u.pipe(pc.c, brw.Reader)
 		done <- struct{}{}
 	}()
 	go func() { // backend -> client, including bytes already read
-		io.Copy(client, pc.br)
+		u.pipe(client, pc.br)
 		done <- struct{}{}
 	}()
 	<-done
@@ -132,3 +132,24 @@ func (u *Upstream) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange)
 	pc.close()
 	<-done
 }
+
+// pipe copies src to dst until either fails, through a pooled buffer with
+// plain Read and Write calls. io.Copy would find TCPConn.ReadFrom (or
+// bufio.Reader.WriteTo, which reaches the TCP connection under it) and
+// splice(2) through a pipe that the runtime keeps in a pool closed only by
+// a garbage collection: two descriptors per WebSocket outliving it.
+func (u *Upstream) pipe(dst io.Writer, src io.Reader) {
+	buf := u.bufs.get()
+	defer u.bufs.put(buf)
+	io.CopyBuffer(writeOnly{dst}, readOnly{src}, *buf)
+}
+
+// writeOnly and readOnly hide every method but Write and Read from
+// io.CopyBuffer, so that it uses the buffer it is given (see pipe).
+type (
+	writeOnly struct{ w io.Writer }
+	readOnly  struct{ r io.Reader }
+)
+
+func (w writeOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
+func (r readOnly) Read(p []byte) (int, error)   { return r.r.Read(p) }

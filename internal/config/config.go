@@ -128,6 +128,16 @@ type LetsEncrypt struct {
 	DirectoryURL string `toml:"directory_url,omitempty"`
 	// CARoot is a PEM file trusted for the ACME server's HTTPS.
 	CARoot string `toml:"ca_root,omitempty"`
+	// PreferredChain names the common name of the root (or an
+	// intermediate) the served chain should end at, when the CA offers
+	// alternate chains (Caddy's and Traefik's preferred_chain); empty
+	// means the CA's default chain.
+	PreferredChain string `toml:"preferred_chain,omitempty"`
+	// Profile is the ACME certificate profile to order (draft
+	// ietf-acme-profiles, e.g. Let's Encrypt's "tlsserver" or
+	// "shortlived"), used only when the CA's directory offers it; empty
+	// means the CA's default.
+	Profile string `toml:"profile,omitempty"`
 }
 
 // Logging configures the process log and the optional access log.

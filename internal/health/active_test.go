@@ -289,6 +289,27 @@ func TestOptionsDefaults(t *testing.T) {
 	if got != want {
 		t.Fatalf("defaults = %+v, want %+v", got, want)
 	}
+
+	tests := []struct {
+		name                string
+		base, limit         time.Duration
+		wantBase, wantLimit time.Duration
+	}{
+		{name: "off", base: 0, limit: time.Minute, wantBase: 0, wantLimit: time.Minute},
+		{name: "negative is off", base: -time.Second, limit: 0, wantBase: 0, wantLimit: 0},
+		{name: "default maximum", base: 10 * time.Second, limit: 0, wantBase: 10 * time.Second, wantLimit: DefaultEjectionMax},
+		{name: "maximum below base", base: 10 * time.Second, limit: 5 * time.Second, wantBase: 10 * time.Second, wantLimit: 10 * time.Second},
+		{name: "base above the default maximum", base: 10 * time.Minute, limit: 0, wantBase: 10 * time.Minute, wantLimit: 10 * time.Minute},
+		{name: "both given", base: 10 * time.Second, limit: time.Minute, wantBase: 10 * time.Second, wantLimit: time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := Options{EjectionBase: tt.base, EjectionMax: tt.limit}.withDefaults()
+			if o.EjectionBase != tt.wantBase || o.EjectionMax != tt.wantLimit {
+				t.Errorf("EjectionBase, EjectionMax = %v, %v; want %v, %v", o.EjectionBase, o.EjectionMax, tt.wantBase, tt.wantLimit)
+			}
+		})
+	}
 }
 
 func TestJitter(t *testing.T) {

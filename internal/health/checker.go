@@ -17,6 +17,14 @@
 // Unhealthy one turns Healthy after HealthyThreshold consecutive passes.
 // Checks go on while a backend is unhealthy; that is how it comes back.
 //
+// Ejection back-off: with EjectionBase set, every transition to Unhealthy
+// (an ejection, active or passive) also holds the backend out of rotation
+// for at least EjectionBase × 2^(n-1), at most EjectionMax, where n counts
+// its ejections since it last stayed routable for EjectionMax in a row. A
+// backend that reaches HealthyThreshold passes during its hold is
+// re-admitted when the hold ends, by a check made then that must pass too;
+// so a flapping backend is kept out longer each time (see hold.go).
+//
 // Passive checking: the proxy reports forwarding failures on real traffic
 // through Failure. PassiveFailures of them within PassiveWindow eject the
 // backend at once (Unhealthy, with its pass counter reset so the active
@@ -52,10 +60,13 @@ const (
 	// DefaultPassiveWindow applies when PassiveFailures is set and
 	// PassiveWindow is not.
 	DefaultPassiveWindow = 10 * time.Second
+	// DefaultEjectionMax applies when EjectionBase is set and EjectionMax
+	// is not.
+	DefaultEjectionMax = 300 * time.Second
 )
 
 // Options configures checking. Zero values get the manual's defaults (10s,
-// 5s, 3, 2, "/health").
+// 5s, 3, 2, "/health"), except EjectionBase: zero turns ejection holds off.
 type Options struct {
 	// Interval is the time between two active checks of a backend, ±10%
 	// jitter so that checks of many backends spread out; default 10s.
@@ -79,6 +90,23 @@ type Options struct {
 	// PassiveWindow is the sliding window PassiveFailures are counted in;
 	// default 10s when PassiveFailures is set.
 	PassiveWindow time.Duration
+
+	// EjectionBase is how long an ejection (a transition to unhealthy,
+	// from active checks or passive failures) holds a backend out of
+	// rotation at least. Each further ejection doubles the hold, up to
+	// EjectionMax, until the backend stays routable for EjectionMax in a
+	// row; then the next ejection starts again at EjectionBase. Checks go
+	// on during a hold; a backend that reaches HealthyThreshold passes
+	// before its hold ends comes back when the hold ends, if the check
+	// made then passes too. Zero (or less) turns holds off: a backend
+	// comes back after HealthyThreshold passes, and changing it to zero
+	// releases holds in force at their next check.
+	EjectionBase time.Duration
+	// EjectionMax caps the hold and is how long a backend must stay
+	// routable for its ejections to be counted afresh. Zero or less means
+	// DefaultEjectionMax (300s); a value below EjectionBase means
+	// EjectionBase. Unused while EjectionBase is zero.
+	EjectionMax time.Duration
 
 	// Log receives transitions (Warn/Info) and failed checks (Debug); nil
 	// discards. Only New reads it.
@@ -114,6 +142,14 @@ func (o Options) withDefaults() Options {
 	if o.PassiveWindow <= 0 {
 		o.PassiveWindow = DefaultPassiveWindow
 	}
+	if o.EjectionBase <= 0 {
+		o.EjectionBase = 0
+	} else {
+		if o.EjectionMax <= 0 {
+			o.EjectionMax = DefaultEjectionMax
+		}
+		o.EjectionMax = max(o.EjectionMax, o.EjectionBase)
+	}
 	return o
 }
 
@@ -148,12 +184,16 @@ type Checker struct {
 	started bool // Run was called
 	stopped bool // Run returned: no check runs any more
 
+	// clock is the time of status, passive window, schedule and holds;
+	// the system clock unless a test sets a fake one before the checker
+	// is used.
+	clock clock
+
 	// Test hooks, set before the checker is used (live and workers are
 	// only read).
-	now     func() time.Time // clock for status times and the passive window
-	observe func(event)      // called after each recorded active check
-	live    atomic.Int64     // backends being checked: added, not removed, Run running
-	workers atomic.Int64     // check goroutines running
+	observe func(event)  // called after each recorded active check
+	live    atomic.Int64 // backends being checked: added, not removed, Run running
+	workers atomic.Int64 // check goroutines running
 }
 
 // event is what the observe test hook sees of one recorded active check.
@@ -186,7 +226,7 @@ func New(o Options) *Checker {
 		client: newClient(),
 		m:      newMetrics(o.Registerer, log),
 		sched:  newSchedule(),
-		now:    time.Now,
+		clock:  systemClock{},
 	}
 	o = o.withDefaults()
 	o.Log, o.Registerer = nil, nil
@@ -213,10 +253,12 @@ func newClient() *http.Client {
 // options returns the options in force.
 func (c *Checker) options() *Options { return c.opts.Load() }
 
-// SetOptions replaces the thresholds, interval, timeout, path and passive
-// settings (a SIGHUP reload). They apply from each backend's next check; a
-// backend waiting for its next check has it re-timed with the new interval
-// counted from the start of its last check. Health and counters are kept.
+// SetOptions replaces the thresholds, interval, timeout, path, passive and
+// ejection settings (a SIGHUP reload). They apply from each backend's next
+// check; a backend waiting for its next check has it re-timed with the new
+// interval counted from the start of its last check. Health, counters and
+// holds in force are kept (a hold keeps the length it started with; a zero
+// EjectionBase releases it).
 // o.Log and o.Registerer are ignored: the logger and metrics stay those
 // given to New.
 func (c *Checker) SetOptions(o Options) {
@@ -257,9 +299,10 @@ func (c *Checker) Added(b *backend.Backend) {
 	if _, ok := c.probes.Load(b); ok {
 		return
 	}
-	p := newProbe(b, c.m)
+	now := c.clock.now()
+	p := newProbe(b, c.m, now)
 	c.probes.Store(b, p)
-	c.sched.add(p)
+	c.sched.add(p, now)
 	if c.started && !c.stopped {
 		c.live.Add(1)
 	}
@@ -299,6 +342,6 @@ func (c *Checker) probeOf(b *backend.Backend) *probe {
 // kick asks for an active check of b now rather than when it falls due.
 func (c *Checker) kick(b *backend.Backend) {
 	if p := c.probeOf(b); p != nil {
-		c.sched.kick(p)
+		c.sched.kick(p, c.clock.now())
 	}
 }

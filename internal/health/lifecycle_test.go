@@ -56,6 +56,9 @@ func TestRemovedStopsGoroutine(t *testing.T) {
 	if got := testutil.CollectAndCount(c.m.healthy); got != 1 {
 		t.Errorf("backend_healthy has %d series, want 1 (b2)", got)
 	}
+	if got := testutil.CollectAndCount(c.m.hold); got != 1 {
+		t.Errorf("backend_ejection_hold_seconds has %d series, want 1 (b2)", got)
+	}
 	if got := testutil.CollectAndCount(c.m.checks, "health_check_total"); got != 2 {
 		t.Errorf("health_check_total has %d series, want 2 (b2 pass/fail)", got)
 	}
@@ -149,7 +152,8 @@ func TestAddressChange(t *testing.T) {
 func TestConcurrentUse(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, http.StatusOK, "")
-	c, _, _ := newChecker(t, Options{Interval: 5 * time.Millisecond, PassiveFailures: 3, PassiveWindow: time.Second})
+	c, _, _ := newChecker(t, Options{Interval: 5 * time.Millisecond, PassiveFailures: 3, PassiveWindow: time.Second,
+		EjectionBase: time.Millisecond, EjectionMax: 8 * time.Millisecond})
 	run(t, c)
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -159,7 +163,7 @@ func TestConcurrentUse(t *testing.T) {
 				c.Added(b)
 				c.Failure(b, errors.New("boom"))
 				if i%10 == g {
-					c.SetOptions(Options{Interval: 5 * time.Millisecond, PassiveFailures: 3})
+					c.SetOptions(Options{Interval: 5 * time.Millisecond, PassiveFailures: 3, EjectionBase: time.Duration(i%2) * time.Millisecond})
 				}
 				c.Failure(b, errors.New("boom"))
 				c.Removed(b)

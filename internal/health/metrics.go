@@ -25,6 +25,7 @@ type metrics struct {
 	duration  *prometheus.HistogramVec
 	ejections *prometheus.CounterVec
 	passive   *prometheus.CounterVec
+	hold      *prometheus.GaugeVec
 }
 
 // newMetrics builds the collectors and registers them on reg, if not nil.
@@ -54,6 +55,11 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
 			Name: "backend_passive_failures_total",
 			Help: "Forwarding failures on real traffic reported to passive health checking, by backend.",
 		}, []string{"backend"}),
+		hold: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "backend_ejection_hold_seconds",
+			Help: "Length in seconds of the hold of the backend's current ejection, the least time it stays out of rotation " +
+				"(the base doubled for each ejection in a row, up to the maximum); 0 when it is not held.",
+		}, []string{"backend"}),
 	}
 	if reg == nil {
 		return m
@@ -63,6 +69,7 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
 	m.duration = register(reg, log, m.duration)
 	m.ejections = register(reg, log, m.ejections)
 	m.passive = register(reg, log, m.passive)
+	m.hold = register(reg, log, m.hold)
 	return m
 }
 
@@ -92,6 +99,7 @@ type series struct {
 	duration             prometheus.Observer // nil until the first check
 	ejectActive, ejectPv prometheus.Counter
 	passive              prometheus.Counter
+	hold                 prometheus.Gauge
 }
 
 // series creates b's gauge and counters, all at zero, so that they are
@@ -110,6 +118,7 @@ func (m *metrics) series(b *backend.Backend) series {
 		ejectActive: m.ejections.WithLabelValues(id, reasonActive),
 		ejectPv:     m.ejections.WithLabelValues(id, reasonPassive),
 		passive:     m.passive.WithLabelValues(id),
+		hold:        m.hold.WithLabelValues(id),
 	}
 }
 
@@ -144,6 +153,9 @@ func (s *series) eject(reason string) {
 	}
 }
 
+// setHold sets backend_ejection_hold_seconds; 0 when not held.
+func (s *series) setHold(d time.Duration) { s.hold.Set(d.Seconds()) }
+
 // delete removes the backend's series from the vectors. The caller makes
 // sure nothing writes to them afterwards (probe.removed).
 func (s *series) delete() {
@@ -155,4 +167,5 @@ func (s *series) delete() {
 	m.ejections.DeleteLabelValues(s.id, reasonActive)
 	m.ejections.DeleteLabelValues(s.id, reasonPassive)
 	m.passive.DeleteLabelValues(s.id)
+	m.hold.DeleteLabelValues(s.id)
 }

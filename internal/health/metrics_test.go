@@ -26,6 +26,7 @@ func TestMetrics(t *testing.T) {
 	for name, want := range map[string]int{
 		"backend_healthy": 1, "health_check_total": 2, "health_check_duration_seconds": 0,
 		"backend_ejections_total": 2, "backend_passive_failures_total": 1,
+		"backend_ejection_hold_seconds": 1,
 	} {
 		if got, err := testutil.GatherAndCount(reg, name); err != nil || got != want {
 			t.Errorf("%s: %d series (%v), want %d", name, got, err, want)
@@ -88,7 +89,7 @@ health_check_total{backend="b1",result="pass"} 1
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
 		t.Errorf("lint problems: %v %v", problems, err)
 	}
-	for _, col := range []prometheus.Collector{c.m.healthy, c.m.checks, c.m.duration, c.m.ejections, c.m.passive} {
+	for _, col := range []prometheus.Collector{c.m.healthy, c.m.checks, c.m.duration, c.m.ejections, c.m.passive, c.m.hold} {
 		if problems, err := testutil.CollectAndLint(col); err != nil || len(problems) > 0 {
 			t.Errorf("lint problems: %v %v", problems, err)
 		}

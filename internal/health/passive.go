@@ -18,11 +18,13 @@ import (
 //     checker needs HealthyThreshold consecutive passes to bring it back;
 //     an active check already in flight is not counted;
 //   - the window starts empty again; if the backend was routable, an active
-//     check follows at once rather than when it falls due.
+//     check follows at once rather than when it falls due;
+//   - if it was routable and Options.EjectionBase is set, the ejection
+//     holds it out of rotation (see hold.go) from now.
 //
 // Failures reported while the backend is already Unhealthy still count: a
 // full window resets its pass counter again (real traffic still fails), but
-// is no new ejection.
+// is no new ejection and does not lengthen a hold.
 //
 // Failure on a backend that is not checked (unknown or removed), or with
 // passive checking disabled, does nothing. It takes only b's own small
@@ -36,9 +38,9 @@ func (c *Checker) Failure(b *backend.Backend, err error) {
 	if p == nil {
 		return
 	}
-	now := c.now()
+	now := c.clock.now()
 	if c.failure(p, now, o, err) {
-		c.sched.kick(p)
+		c.sched.kick(p, now)
 	}
 }
 
@@ -81,7 +83,7 @@ func (c *Checker) failure(p *probe, now time.Time, o *Options, err error) bool {
 	from := b.Health()
 	changed := b.SetHealth(backend.Unhealthy)
 	if changed {
-		c.transition(p, from, backend.Unhealthy, reasonPassive,
+		c.transition(p, now, o, from, backend.Unhealthy, reasonPassive,
 			"passive: "+strconv.Itoa(o.PassiveFailures)+" failures within "+o.PassiveWindow.String()+", last: "+text)
 	}
 	p.s.setHealthy(b.Health())

@@ -31,7 +31,7 @@ func TestPassiveWindow(t *testing.T) {
 			t.Parallel()
 			c, _, _ := newChecker(t, Options{PassiveFailures: tt.failures, PassiveWindow: time.Second})
 			clock := newFakeClock()
-			c.now = clock.now
+			c.clock = clock
 			b := &backend.Backend{ID: "b1", Addr: "127.0.0.1:1"}
 			b.SetHealth(backend.Healthy)
 			c.Added(b) // no Run: passive accounting needs no goroutine
@@ -68,7 +68,7 @@ func TestPassiveEjectionStatus(t *testing.T) {
 	t.Parallel()
 	c, _, _ := newChecker(t, Options{PassiveFailures: 2, PassiveWindow: time.Second})
 	clock := newFakeClock()
-	c.now = clock.now
+	c.clock = clock
 	b := &backend.Backend{ID: "b1", Addr: "127.0.0.1:1"}
 	b.SetHealth(backend.Healthy)
 	b.SetStatus(backend.Status{ConsecutivePasses: 7})

@@ -43,21 +43,31 @@ type probe struct {
 	// schedule.mu.
 	slot slot
 
-	// mu guards removed, fails and series writes, and makes the
-	// read-modify-write of b's health and status atomic between the
-	// active check and Failure. It is held only for bookkeeping, never
-	// across network I/O.
+	// mu guards removed, fails, the ejection fields and series writes,
+	// and makes the read-modify-write of b's health and status atomic
+	// between the active check and Failure. It is held only for
+	// bookkeeping, never across network I/O.
 	mu      sync.Mutex
 	removed bool        // Removed was called: record nothing more
 	fails   []time.Time // passive failures inside the window, oldest first
 	s       series
+
+	// Ejection back-off (hold.go), guarded by mu.
+	ejections int           // ejections in a row, counted since the backend last stayed routable for EjectionMax
+	hold      time.Duration // length of the current hold; 0 when none
+	holdEnd   time.Time     // when the current hold ends; zero when none
+	upSince   time.Time     // when the backend last became routable; zero while unhealthy
 }
 
-func newProbe(b *backend.Backend, m *metrics) *probe {
+// newProbe returns the checker's state for b, added at now.
+func newProbe(b *backend.Backend, m *metrics, now time.Time) *probe {
 	p := &probe{
 		b:    b,
 		slot: slot{index: -1},
 		s:    m.series(b),
+	}
+	if b.Routable() {
+		p.upSince = now
 	}
 	p.s.setHealthy(b.Health())
 	return p
@@ -79,17 +89,18 @@ func jitter(d time.Duration) time.Duration {
 
 // check makes one active check of p's backend with o and records it. ctx
 // carries the check's deadline (o.Timeout); a check cancelled before it
-// (removal, shutdown) is not recorded.
-func (c *Checker) check(ctx context.Context, p *probe, o *Options) {
+// (removal, shutdown) is not recorded. It returns when the backend's hold
+// ends if the check left it held, else the zero time.
+func (c *Checker) check(ctx context.Context, p *probe, o *Options) time.Time {
 	epoch := p.epoch.Load()
-	at := c.now()
-	start := time.Now()
+	at := c.clock.now()
+	start := time.Now() // the network's time, not the timetable's
 	err := c.roundTrip(ctx, p.b.Addr, o)
 	d := time.Since(start)
 	if errors.Is(ctx.Err(), context.Canceled) {
-		return
+		return time.Time{}
 	}
-	c.record(p, o, epoch, at, d, err)
+	return c.record(p, o, epoch, at, d, err)
 }
 
 // roundTrip sends one check to addr within ctx's deadline and returns nil
@@ -120,18 +131,22 @@ func (c *Checker) roundTrip(ctx context.Context, addr string, o *Options) error 
 }
 
 // record applies one check's result to p's backend: metrics, status, and
-// the state machine described in the package comment.
-func (c *Checker) record(p *probe, o *Options, epoch uint64, at time.Time, d time.Duration, err error) {
+// the state machine described in the package comment. at is when the check
+// started. It returns when the backend's hold ends if it is still held,
+// else the zero time.
+func (c *Checker) record(p *probe, o *Options, epoch uint64, at time.Time, d time.Duration, err error) time.Time {
 	pass := err == nil
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.removed {
-		return
+		return time.Time{}
 	}
 	p.s.check(pass, d)
 	if p.epoch.Load() != epoch {
-		return // a passive ejection happened meanwhile; a fresh check follows
+		return time.Time{} // a passive ejection happened meanwhile; a fresh check follows
 	}
+	now := c.clock.now()
+	ended := p.endHold(now, o)
 	b := p.b
 	st := b.Status()
 	st.LastCheck = at
@@ -146,19 +161,26 @@ func (c *Checker) record(p *probe, o *Options, epoch uint64, at time.Time, d tim
 		c.logFor(p, slog.LevelDebug, "health check failed", "error", st.LastError, "consecutive_failures", st.ConsecutiveFailures)
 	}
 	from := b.Health()
-	to := next(from, st, o)
+	to := next(from, st, o, p.held())
 	b.SetStatus(st)
 	if to != from && b.SetHealth(to) {
-		c.transition(p, from, to, reasonActive, activeReason(from, st))
+		reason := activeReason(from, st)
+		if to == backend.Healthy && ended > 0 {
+			reason += ", after a hold of " + ended.String() + " (ejection " + strconv.Itoa(p.ejections) + ")"
+		}
+		c.transition(p, now, o, from, to, reasonActive, reason)
 	}
 	p.s.setHealthy(b.Health())
 	if c.observe != nil {
 		c.observe(event{b: b, pass: pass, status: st, health: b.Health()})
 	}
+	return p.holdEnd
 }
 
 // next is the active state machine: the health after a check that left st.
-func next(h backend.Health, st backend.Status, o *Options) backend.Health {
+// held says the backend is in an ejection hold, which keeps it unhealthy
+// whatever its checks say.
+func next(h backend.Health, st backend.Status, o *Options, held bool) backend.Health {
 	switch {
 	case h == backend.Unknown && st.ConsecutivePasses > 0:
 		return backend.Healthy
@@ -166,7 +188,7 @@ func next(h backend.Health, st backend.Status, o *Options) backend.Health {
 		return backend.Unhealthy
 	case h == backend.Healthy && st.ConsecutiveFailures >= o.UnhealthyThreshold:
 		return backend.Unhealthy
-	case h == backend.Unhealthy && st.ConsecutivePasses >= o.HealthyThreshold:
+	case h == backend.Unhealthy && st.ConsecutivePasses >= o.HealthyThreshold && !held:
 		return backend.Healthy
 	}
 	return h
@@ -186,14 +208,21 @@ func activeReason(from backend.Health, st backend.Status) string {
 	}
 }
 
-// transition logs and counts a change of health made by the caller, which
-// holds p.mu. kind is reasonActive or reasonPassive.
-func (c *Checker) transition(p *probe, from, to backend.Health, kind, reason string) {
+// transition logs and counts a change of health made at now by the
+// caller, which holds p.mu, and starts or ends the ejection hold (see
+// hold.go). kind is reasonActive or reasonPassive.
+func (c *Checker) transition(p *probe, now time.Time, o *Options, from, to backend.Health, kind, reason string) {
 	if to == backend.Unhealthy {
 		p.s.eject(kind)
+		if hold := p.eject(now, from, o); hold > 0 {
+			c.logFor(p, slog.LevelWarn, "backend unhealthy", "from", from.String(), "reason", reason,
+				"hold", hold.String(), "ejection", p.ejections)
+			return
+		}
 		c.logFor(p, slog.LevelWarn, "backend unhealthy", "from", from.String(), "reason", reason)
 		return
 	}
+	p.readmit(now)
 	c.logFor(p, slog.LevelInfo, "backend healthy", "from", from.String(), "reason", reason)
 }
 

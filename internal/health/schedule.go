@@ -35,6 +35,14 @@ const minWorkers = 64
 // at least a network round trip). So there is no hand-off channel and no
 // idle worker to retire, and a checker between checks is one goroutine
 // however many backends it has.
+//
+// Ejection holds: while a backend is held out of rotation (see hold.go),
+// its next check is due when the hold ends if that comes before the
+// interval does, so that a backend which passed its checks during the hold
+// is re-admitted as the hold ends, not up to an interval later.
+//
+// Times are the checker's clock (see clock); the schedule's methods take
+// the current time from their caller.
 type schedule struct {
 	// wake (capacity 1) tells the scheduler that the heap or the number
 	// of checks in flight changed.
@@ -57,6 +65,7 @@ type schedule struct {
 type slot struct {
 	due    time.Time          // when the next check is due
 	last   time.Time          // when the last check started; zero before the first
+	hold   time.Time          // when the hold seen by the last check ends; zero when none
 	index  int                // position in the heap; -1 when not in it
 	busy   bool               // a check is in flight
 	again  bool               // kicked while busy: check again when it ends
@@ -77,10 +86,10 @@ func (s *schedule) poke() {
 	}
 }
 
-// add schedules p's first check at once.
-func (s *schedule) add(p *probe) {
+// add schedules p's first check at once (now).
+func (s *schedule) add(p *probe, now time.Time) {
 	s.mu.Lock()
-	p.slot.due = time.Now()
+	p.slot.due = now
 	heap.Push(&s.queue, p)
 	s.n++
 	s.mu.Unlock()
@@ -109,14 +118,14 @@ func (s *schedule) remove(p *probe) {
 
 // kick makes p's next check due now, or, if a check is in flight, asks for
 // another as soon as it ends.
-func (s *schedule) kick(p *probe) {
+func (s *schedule) kick(p *probe, now time.Time) {
 	s.mu.Lock()
 	switch {
 	case p.slot.gone:
 	case p.slot.busy:
 		p.slot.again = true
 	case p.slot.index >= 0:
-		if now := time.Now(); p.slot.due.After(now) {
+		if p.slot.due.After(now) {
 			p.slot.due = now
 			heap.Fix(&s.queue, p.slot.index)
 		}
@@ -127,13 +136,14 @@ func (s *schedule) kick(p *probe) {
 }
 
 // rearm re-times every waiting backend that has been checked: its next
-// check is due interval (with jitter) after its last one started. Kicked
-// backends and those never checked stay due at once.
+// check is due interval (with jitter) after its last one started, or when
+// its hold ends if that is sooner. Kicked backends and those never checked
+// stay due at once.
 func (s *schedule) rearm(interval time.Duration) {
 	s.mu.Lock()
 	for _, p := range s.queue {
 		if !p.slot.last.IsZero() && !p.slot.kicked {
-			p.slot.due = p.slot.last.Add(jitter(interval))
+			p.slot.due = soonest(p.slot.last.Add(jitter(interval)), p.slot.hold)
 		}
 	}
 	heap.Init(&s.queue)
@@ -163,15 +173,17 @@ func (s *schedule) bounds(o *Options) (now, late int) {
 	return now, late
 }
 
-// done puts p back on the schedule after a check: due an Interval (with
-// jitter) from now, or at once if it was kicked meanwhile.
-func (s *schedule) done(p *probe, interval time.Duration) {
-	now := time.Now()
+// done puts p back on the schedule after a check that ended at now: due an
+// Interval (with jitter) from now, or when hold ends if that is sooner (hold
+// is when the hold the check saw ends, zero when none), or at once if it
+// was kicked meanwhile.
+func (s *schedule) done(p *probe, now time.Time, interval time.Duration, hold time.Time) {
 	s.mu.Lock()
 	s.running--
 	p.slot.busy, p.slot.cancel = false, nil
 	if !p.slot.gone {
-		p.slot.due = now.Add(jitter(interval))
+		p.slot.hold = hold
+		p.slot.due = soonest(now.Add(jitter(interval)), hold)
 		if p.slot.again {
 			p.slot.due, p.slot.again, p.slot.kicked = now, false, true
 		}
@@ -185,50 +197,50 @@ func (s *schedule) done(p *probe, interval time.Duration) {
 // done, then waits for the checks in flight, which ctx cancels.
 func (c *Checker) loop(ctx context.Context) {
 	c.sched.mu.Lock()
-	c.sched.since = time.Now()
+	c.sched.since = c.clock.now()
 	c.sched.mu.Unlock()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	wake := c.clock.alarm()
+	defer wake.stop()
 	for {
-		if wait := c.startDue(ctx, &wg); wait >= 0 {
-			timer.Reset(wait)
+		if at, ok := c.startDue(ctx, &wg); ok {
+			wake.set(at)
 		} else {
-			timer.Stop()
+			wake.stop()
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.sched.wake:
-		case <-timer.C:
+		case <-wake.C():
 		}
 	}
 }
 
 // startDue starts every check that is due and may start now (see
-// schedule), each on its own goroutine in wg. It returns how long until
-// the next check falls due or becomes late enough to start, or -1 when
-// only a wake can change anything.
-func (c *Checker) startDue(ctx context.Context, wg *sync.WaitGroup) time.Duration {
+// schedule), each on its own goroutine in wg. It returns when the next
+// check falls due or becomes late enough to start, and false when only a
+// wake can change anything.
+func (c *Checker) startDue(ctx context.Context, wg *sync.WaitGroup) (time.Time, bool) {
 	o := c.options()
 	s := &c.sched
-	now := time.Now()
+	now := c.clock.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	atOnce, late := s.bounds(o)
 	for len(s.queue) > 0 {
 		p := s.queue[0]
-		if wait := p.slot.due.Sub(now); wait > 0 {
-			return wait
+		if p.slot.due.After(now) {
+			return p.slot.due, true
 		}
 		if s.running >= atOnce {
 			if s.running >= late {
-				return -1 // a check ending wakes the scheduler
+				return time.Time{}, false // a check ending wakes the scheduler
 			}
 			// Backends queued before Run are late only from its start.
-			if wait := later(p.slot.due, s.since).Add(o.Interval / 10).Sub(now); wait > 0 {
-				return wait
+			if at := later(p.slot.due, s.since).Add(o.Interval / 10); at.After(now) {
+				return at, true
 			}
 		}
 		heap.Pop(&s.queue)
@@ -240,11 +252,11 @@ func (c *Checker) startDue(ctx context.Context, wg *sync.WaitGroup) time.Duratio
 			defer cancel()
 			c.workers.Add(1)
 			defer c.workers.Add(-1)
-			c.check(cctx, p, o)
-			s.done(p, c.options().Interval)
+			hold := c.check(cctx, p, o)
+			s.done(p, c.clock.now(), c.options().Interval, hold)
 		})
 	}
-	return -1
+	return time.Time{}, false
 }
 
 // later returns the later of a and b.
@@ -253,6 +265,14 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// soonest returns the earlier of t and hold, ignoring a zero hold.
+func soonest(t, hold time.Time) time.Time {
+	if !hold.IsZero() && hold.Before(t) {
+		return hold
+	}
+	return t
 }
 
 // queue is a min-heap of probes by due time (container/heap).

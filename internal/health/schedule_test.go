@@ -16,7 +16,8 @@ import (
 	"fronttier/internal/backend"
 )
 
-// checkLog records when each backend's active checks were recorded.
+// checkLog records when, by the checker's clock, each backend's recorded
+// active checks started.
 type checkLog struct {
 	mu sync.Mutex
 	at map[*backend.Backend][]time.Time
@@ -27,10 +28,17 @@ func watchChecks(c *Checker) *checkLog {
 	l := &checkLog{at: make(map[*backend.Backend][]time.Time)}
 	c.observe = func(e event) {
 		l.mu.Lock()
-		l.at[e.b] = append(l.at[e.b], time.Now())
+		l.at[e.b] = append(l.at[e.b], e.status.LastCheck)
 		l.mu.Unlock()
 	}
 	return l
+}
+
+// times returns when b's recorded checks started.
+func (l *checkLog) times(b *backend.Backend) []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]time.Time(nil), l.at[b]...)
 }
 
 // count returns how many checks of b were recorded.
@@ -51,19 +59,6 @@ func (l *checkLog) fewest(bs []*backend.Backend) int {
 		}
 	}
 	return least
-}
-
-// longestGap returns the longest time between two consecutive recorded
-// checks of b.
-func (l *checkLog) longestGap(b *backend.Backend) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var gap time.Duration
-	at := l.at[b]
-	for i := 1; i < len(at); i++ {
-		gap = max(gap, at[i].Sub(at[i-1]))
-	}
-	return gap
 }
 
 // hangServer answers no /health request: each waits until the checker
@@ -148,19 +143,29 @@ func TestWorkerBounds(t *testing.T) {
 	}
 }
 
-// Many backends share a few workers and are all checked on time, while two
-// backends that hang hold a worker each; a hanging backend is never checked
-// twice at once, however often it is kicked.
+// Many backends share a few workers while two backends that hang hold a
+// worker each: every other backend is still checked each time it falls
+// due, and a hanging backend is never checked twice at once, however often
+// it is kicked. The clock is fake and stands still while checks run, so
+// "on time" is exact and does not depend on how busy the machine is: each
+// round, every fast backend is checked before the clock moves on, at the
+// very time it fell due.
 func TestScheduleFewWorkers(t *testing.T) {
 	t.Parallel()
 	const (
 		n        = 100
 		workers  = 4
-		interval = 200 * time.Millisecond
+		interval = 10 * time.Second
+		rounds   = 4
 	)
+	// A round moves the clock by the longest jittered interval, so every
+	// fast backend falls due exactly once per round.
+	const step = interval + interval/10
 	fast := newTestServer(t, http.StatusOK, "")
 	hang := []*hangServer{newHangServer(t), newHangServer(t)}
+	clock := newFakeClock()
 	c, _, _ := newChecker(t, Options{Interval: interval, Timeout: time.Minute})
+	c.clock = clock
 	c.sched.minWorkers, c.sched.maxWorkers = workers, workers
 	log := watchChecks(c)
 	bs := backends("fast", n, fast.addr())
@@ -168,6 +173,7 @@ func TestScheduleFewWorkers(t *testing.T) {
 	for _, b := range append(slow, bs...) {
 		c.Added(b)
 	}
+	start := clock.now()
 	run(t, c)
 	eventually(t, "both slow checks in flight", func() bool {
 		return hang[0].inflight.Load() == 1 && hang[1].inflight.Load() == 1
@@ -176,7 +182,11 @@ func TestScheduleFewWorkers(t *testing.T) {
 		c.kick(slow[0])
 		c.kick(slow[1])
 	}
-	eventually(t, "every fast backend checked four times", func() bool { return log.fewest(bs) >= 4 })
+	eventually(t, "every fast backend checked once", func() bool { return log.fewest(bs) >= 1 })
+	for round := 2; round <= rounds; round++ {
+		clock.advance(step)
+		eventually(t, fmt.Sprint("round ", round), func() bool { return log.fewest(bs) >= round })
+	}
 
 	if got := peak(c); got > workers {
 		t.Errorf("%d checks ran at once, want at most %d", got, workers)
@@ -187,33 +197,72 @@ func TestScheduleFewWorkers(t *testing.T) {
 		}
 	}
 	for _, b := range bs {
-		if gap := log.longestGap(b); gap > 2*interval {
-			t.Errorf("%s: %v between two checks, interval %v", b.ID, gap, interval)
+		at := log.times(b)
+		if len(at) != rounds {
+			t.Errorf("%s: %d checks in %d rounds, want one a round", b.ID, len(at), rounds)
 			break
+		}
+		for i, got := range at {
+			if want := start.Add(time.Duration(i) * step); !got.Equal(want) {
+				t.Errorf("%s: check %d at +%v, want +%v (when it fell due)", b.ID, i+1, got.Sub(start), want.Sub(start))
+				break
+			}
 		}
 	}
 }
 
-// When the regular workers are all waiting for timeouts, checks that fall
-// late start anyway, up to the late bound, so every backend stays close to
-// its interval.
+// When the regular workers are busy with checks waiting for their timeout,
+// due checks wait for them only until they are late by a tenth of the
+// interval; then more start at once, up to the late bound, so every
+// backend stays close to its interval. The scheduler's clock is fake: it
+// stands still until the test makes the waiting checks late.
 func TestScheduleGrowsWhenLate(t *testing.T) {
 	t.Parallel()
-	const n = 40
-	// Every check takes its 200ms timeout; the late bound is
-	// ceil(40 × 200ms / 500ms) = 16. With only the 2 regular workers a
-	// round of checks would take 4s.
-	c, _, _ := newChecker(t, Options{Interval: 300 * time.Millisecond, Timeout: 200 * time.Millisecond})
+	const (
+		n        = 40
+		interval = 300 * time.Millisecond
+		timeout  = 200 * time.Millisecond
+		late     = 16 // ceil(40 × 200ms / 500ms)
+	)
+	// Every check takes its 200ms (real) timeout.
+	clock := newFakeClock()
+	c, _, _ := newChecker(t, Options{Interval: interval, Timeout: timeout})
+	c.clock = clock
 	c.sched.minWorkers = 2
 	log := watchChecks(c)
 	bs := backends("b", n, blackHole(t))
 	for _, b := range bs {
 		c.Added(b)
 	}
+	start := clock.now()
 	run(t, c)
-	eventually(t, "every backend checked three times", func() bool { return log.fewest(bs) >= 3 })
-	if got := peak(c); got <= 2 || got > 16 {
-		t.Errorf("%d checks ran at once, want more than 2 and at most 16", got)
+
+	// Not late yet: the two regular workers take the due checks one
+	// after another, however long that takes.
+	recorded := func() int {
+		total := 0
+		for _, b := range bs {
+			total += log.count(b)
+		}
+		return total
+	}
+	eventually(t, "four checks timed out", func() bool { return recorded() >= 4 })
+	if got := peak(c); got != 2 {
+		t.Fatalf("%d checks ran at once before any was late, want the 2 regular workers", got)
+	}
+
+	// Late: more start at once, up to the late bound.
+	clock.advance(interval / 10)
+	eventually(t, "the late bound reached", func() bool { return peak(c) >= late })
+	eventually(t, "every backend checked", func() bool { return log.fewest(bs) >= 1 })
+	if got := peak(c); got != late {
+		t.Errorf("%d checks ran at once, want the late bound %d", got, late)
+	}
+	for _, b := range bs {
+		if at := log.times(b)[0]; at.After(start.Add(interval / 10)) {
+			t.Errorf("%s: first check at +%v, want by +%v", b.ID, at.Sub(start), interval/10)
+			break
+		}
 	}
 	if got := bs[0].Status().LastError; got != "timeout after 200ms" {
 		t.Errorf("LastError = %q, want a timeout", got)
@@ -222,18 +271,23 @@ func TestScheduleGrowsWhenLate(t *testing.T) {
 
 // Backends added before Run (a configuration loaded at start) are not late
 // while the regular workers get through their first checks: no burst of
-// goroutines at start-up.
+// goroutines at start-up, even when they were added long before Run. The
+// clock is fake and stands still from Run on, so only the rule (late only
+// from Run's start) can keep the workers at their number.
 func TestScheduleNoBurstAtStart(t *testing.T) {
 	t.Parallel()
 	const n, workers = 200, 4
 	ts := newTestServer(t, http.StatusOK, "")
+	clock := newFakeClock()
 	c, _, _ := newChecker(t, Options{Interval: 10 * time.Second})
+	c.clock = clock
 	c.sched.minWorkers = workers // the late bound stays ceil(200 × 5s / 15s) = 67
 	log := watchChecks(c)
 	bs := backends("b", n, ts.addr())
 	for _, b := range bs {
 		c.Added(b)
 	}
+	clock.advance(time.Hour) // every first check is an hour overdue
 	run(t, c)
 	eventually(t, "every backend checked", func() bool { return log.fewest(bs) >= 1 })
 	if got := peak(c); got > workers {

@@ -429,6 +429,8 @@ func healthOptions(hc config.HealthCheck, log *slog.Logger, reg prometheus.Regis
 		Path:               hc.Path,
 		PassiveFailures:    hc.PassiveFailures,
 		PassiveWindow:      secs(hc.PassiveWindowSecs),
+		EjectionBase:       secs(hc.EjectionBaseSecs),
+		EjectionMax:        secs(hc.EjectionMaxSecs),
 		Log:                log,
 		Registerer:         reg,
 	}

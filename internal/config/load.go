@@ -19,6 +19,12 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
+	return LoadData(path, data)
+}
+
+// LoadData is Load of data, the content of the file at path (read by the
+// caller, who may need the very bytes that were applied).
+func LoadData(path string, data []byte) (*Config, error) {
 	c, err := Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)

@@ -65,7 +65,18 @@ func readToken(file string) (string, error) {
 	return token, nil
 }
 
-// Parse decodes and validates a configuration document.
+// The manual's listeners, used by a document with no [proxy] section at
+// all (as the manual's usage examples have): HTTPS on 443 and HTTP on 80 on
+// every address. The management API's default, 127.0.0.1:9090, is Default's.
+const (
+	ManualListenAddr     = "0.0.0.0:443"
+	ManualListenAddrHTTP = "0.0.0.0:80"
+)
+
+// Parse decodes and validates a configuration document. A document without
+// a [proxy] section listens where the manual says (ManualListenAddr,
+// ManualListenAddrHTTP); one with a [proxy] section gets only the
+// listeners it sets.
 func Parse(data []byte) (*Config, error) {
 	c := Default()
 	dec := toml.NewDecoder(bytes.NewReader(data))
@@ -77,14 +88,35 @@ func Parse(data []byte) (*Config, error) {
 		}
 		// The document decoded; report its unknown keys and every other
 		// problem together.
+		c.defaultListeners(data)
 		c.normalise()
 		return nil, errors.Join(decodeError(err), c.Validate())
 	}
+	c.defaultListeners(data)
 	c.normalise()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// defaultListeners gives c the manual's HTTPS and HTTP listeners when data,
+// the document c was decoded from, has no [proxy] section. A section that
+// sets neither listener (however it is written: a table, an inline table,
+// dotted keys) keeps its meaning and is refused by Validate. The document
+// is looked at again only when both listeners are empty, so a usual file
+// is decoded once.
+func (c *Config) defaultListeners(data []byte) {
+	if c.Proxy.ListenAddr != "" || c.Proxy.ListenAddrHTTP != "" {
+		return
+	}
+	var probe struct {
+		Proxy *struct{} `toml:"proxy"`
+	}
+	if err := toml.Unmarshal(data, &probe); err != nil || probe.Proxy != nil {
+		return // a section is there (or the document is not TOML)
+	}
+	c.Proxy.ListenAddr, c.Proxy.ListenAddrHTTP = ManualListenAddr, ManualListenAddrHTTP
 }
 
 // normalise puts names in canonical form: domains lower-case without a

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -61,7 +62,7 @@ func WriteFileAtomic(path string, data []byte) (err error) {
 		mode = fi.Mode().Perm()
 		uid, gid = owner(fi)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, tempPattern(path))
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -102,4 +103,58 @@ func WriteFileAtomic(path string, data []byte) (err error) {
 		return fmt.Errorf("save config: fsync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// tempPattern is the os.CreateTemp pattern of WriteFileAtomic's temporary
+// files for path: ".config.toml.tmp-*" beside config.toml.
+func tempPattern(path string) string {
+	return "." + filepath.Base(path) + ".tmp-*"
+}
+
+// RemoveStaleTemps removes the temporary files that a write of the config
+// file at path left behind when the process died between creating and
+// renaming one, and returns their names. Only regular files beside the
+// file path resolves to (where WriteFileAtomic writes), named as it names
+// them (".config.toml.tmp-" and decimal digits), are removed; anything
+// else is left alone. Call it at start, before anything writes the file:
+// a write in progress would lose its temporary file.
+func RemoveStaleTemps(path string) ([]string, error) {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	dir := filepath.Dir(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("remove temporary files of %s: %w", path, err)
+	}
+	prefix := strings.TrimSuffix(tempPattern(path), "*")
+	var removed []string
+	var errs []error
+	for _, e := range entries {
+		random, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || !isDigits(random) || !e.Type().IsRegular() {
+			continue
+		}
+		name := filepath.Join(dir, e.Name())
+		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove temporary file: %w", err))
+			continue
+		}
+		removed = append(removed, name)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// isDigits reports whether s is a non-empty run of ASCII digits, the
+// random part os.CreateTemp puts in a name.
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -44,6 +44,10 @@ type diffCase struct {
 	// client connection's state after the answers is not compared.
 	differs   string
 	looseConn string
+	// racy, when set, says why the reference's answers depend on timing
+	// the test cannot control: they are then neither compared nor
+	// checked, and check pins fronttier's alone.
+	racy string
 	// check, if set, holds for the answers of the proxy named by side
 	// ("fronttier" or "reference"), with the backend it used.
 	check func(t *testing.T, side string, rs []clientResult, b *rawBackend)
@@ -90,6 +94,9 @@ func (tc diffCase) run(t *testing.T) {
 
 	f, r := sides[0].rs, sides[1].rs
 	for i := range reqs {
+		if tc.racy != "" {
+			break
+		}
 		withConn := tc.looseConn == ""
 		fn, rn := f[i].normalized(withConn), r[i].normalized(withConn)
 		switch {
@@ -101,6 +108,9 @@ func (tc diffCase) run(t *testing.T) {
 	}
 	if tc.check != nil {
 		for _, s := range sides {
+			if tc.racy != "" && s.name == sideReference {
+				continue
+			}
 			tc.check(t, s.name, s.rs, s.b)
 		}
 	}
@@ -420,6 +430,8 @@ func diffCases() []diffCase {
 			},
 			seed:     plain200("answer 1") + "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
 			requests: []clientRequest{getReq("/1"), getReq("/2")},
+			racy: "Go's Transport finds the 408 in its connection's read loop, asynchronously: a request sent " +
+				"right after it may still be given the dead connection and get the 408; fronttier peeks at every reuse",
 			before: func(t *testing.T, b *rawBackend) {
 				if !b.await("408 sent", 3*time.Second) {
 					t.Error("the backend never sent its 408")

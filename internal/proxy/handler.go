@@ -350,6 +350,11 @@ func (h *Handler) finish(r *http.Request, start time.Time, domain, backendID str
 	if h.o.Observer != nil {
 		h.o.Observer.Request(domain, backendID, a.code, a.fail.Counts(), d)
 	}
+	if h.o.Log.Enabled(context.Background(), logging.LevelTrace) {
+		h.o.Log.Log(context.Background(), logging.LevelTrace, "request", "method", r.Method, "host", r.Host,
+			"path", r.URL.Path, "domain", domain, "backend", backendID, "status", a.code,
+			"bytes", a.bytes, "duration", d.String(), "error", string(a.fail))
+	}
 	if h.o.Access != nil {
 		h.o.Access.Log(logging.Entry{
 			Time: start, Client: clientIP(r), Method: r.Method, Host: r.Host,

@@ -222,6 +222,12 @@ func (p *headParser) finish(rh *respHead, vals, method string, http10 bool) erro
 			rh.contentType = v
 		}
 	}
+	if teSeen && http10 {
+		// RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has
+		// faulty framing; Go reads it to the close, we would read it as
+		// chunked. Either reading may be wrong: refuse it.
+		return fmt.Errorf("%w: Transfer-Encoding in an HTTP/1.0 answer", errMalformed)
+	}
 	if teSeen {
 		if !httpx.EqualFold(te, "chunked") {
 			return fmt.Errorf("%w: Transfer-Encoding %q", errMalformed, te)

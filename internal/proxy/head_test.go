@@ -34,6 +34,7 @@ func TestReadHead(t *testing.T) {
 			status: 200, length: -1, chunked: true, header: http.Header{}},
 		{name: "chunked and a length refused (RFC 9112 6.3)", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n", wantErr: true},
 		{name: "a length and chunked refused", in: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", wantErr: true},
+		{name: "Transfer-Encoding in HTTP/1.0 refused (RFC 9112 6.1)", in: "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", wantErr: true},
 		{name: "repeated Transfer-Encoding refused", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", wantErr: true},
 		{name: "chunked listed after another coding refused", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", wantErr: true},
 		{name: "no framing: until close", in: "HTTP/1.1 200 OK\r\n\r\n",

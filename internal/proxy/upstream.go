@@ -295,8 +295,9 @@ func (u *Upstream) trusted(r *http.Request) bool {
 	return false
 }
 
-// maxInterim bounds the interim (1xx) answers read before the final one,
-// as Go's Transport does: a backend cannot keep an exchange in 1xx forever.
+// maxInterim bounds the interim (1xx) answers read before the final one:
+// a backend cannot keep an exchange in 1xx forever (more: 502). Go's
+// Transport capped them at 5 too until it let traces see them.
 const maxInterim = 5
 
 // readHead reads the final response head (a 101 ends the exchange as an

@@ -154,6 +154,7 @@ func (c *Checker) record(p *probe, o *Options, epoch uint64, at time.Time, d tim
 		st.LastError = ""
 		st.ConsecutivePasses++
 		st.ConsecutiveFailures = 0
+		c.logFor(p, slog.LevelDebug, "health check passed", "duration", d.String(), "consecutive_passes", st.ConsecutivePasses)
 	} else {
 		st.LastError = err.Error()
 		st.ConsecutiveFailures++

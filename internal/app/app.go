@@ -168,6 +168,14 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 			a.close()
 		}
 	}()
+	// Before anything writes the file: what a crash left of a write.
+	removed, rmErr := config.RemoveStaleTemps(o.ConfigPath)
+	if len(removed) > 0 {
+		a.log.Info("removed temporary files left by an interrupted write of the configuration file", "files", removed)
+	}
+	if rmErr != nil {
+		a.log.Warn("cannot remove the temporary files left by an interrupted write of the configuration file", "error", rmErr)
+	}
 	if l.AccessLog {
 		if a.access, err = logging.NewAccessLog(l.AccessLogPath, rot, o.Console); err != nil {
 			return nil, err
@@ -261,11 +269,12 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 }
 
 // listen binds addr and prepares a server for h on it (h may be set on
-// the server later, before serving starts).
+// the server later, before serving starts). Its error names the listener,
+// its key and address, and says why (see bindError).
 func (a *App) listen(name, addr string, h http.Handler, p *config.Proxy) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := bindListener(name, addr)
 	if err != nil {
-		return nil, fmt.Errorf("%s listener: %w", name, err)
+		return nil, err
 	}
 	srv := &http.Server{
 		Handler:           h,

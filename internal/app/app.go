@@ -137,14 +137,15 @@ func (s *listener) close() {
 }
 
 // Run loads the configuration and serves until ctx is cancelled, then
-// drains and returns nil; it returns an error if it cannot start.
+// drains and returns nil; it returns an error if it cannot start: the file
+// is invalid or a listener cannot be bound. A certificate file that does
+// not load is not such an error: as at run time, the certificate manager
+// logs it, counts it and shows it in the API, and every other domain is
+// served (`fronttier validate` still fails on it).
 func Run(ctx context.Context, o Options) error {
 	cfg, err := config.Load(o.ConfigPath)
 	if err != nil {
 		return err
-	}
-	if err := checkCertFiles(nil, cfg, time.Now(), false); err != nil {
-		return fmt.Errorf("config %s: %w", o.ConfigPath, err)
 	}
 	a, err := build(cfg, o)
 	if err != nil {
@@ -206,7 +207,7 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 	}
 	a.store.SetHooks(state.Hooks{
 		Check: func(old, next *config.Config) error {
-			return checkCertFiles(old, next, time.Now(), true)
+			return checkCertFiles(old, next, time.Now())
 		},
 		Published: a.published,
 	})

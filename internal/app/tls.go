@@ -118,10 +118,12 @@ func acmeDomains(c *config.Config) []string {
 
 // checkCertFiles loads the file certificates of next whose source is new or
 // changed since old (all of them when old is nil) and returns every failure,
-// each naming its host. Expired certificates count only when strict: an
-// API change must not install one, but a server must not refuse to start
-// (and so take every other domain down) because one certificate lapsed.
-func checkCertFiles(old, next *config.Config, now time.Time, strict bool) error {
+// expired certificates included, each naming its host: an API change or a
+// reload must not install a certificate that does not load, and `fronttier
+// validate` reports every one. Start-up does not call it: there a file that
+// does not load is reported by the certificate manager as at run time, so
+// that one domain's file cannot keep every other domain down.
+func checkCertFiles(old, next *config.Config, now time.Time) error {
 	var errs []error
 	for i, v := range next.VirtualHosts {
 		s := v.CertificateSource
@@ -134,9 +136,6 @@ func checkCertFiles(old, next *config.Config, now time.Time, strict bool) error 
 			}
 		}
 		if _, err := certs.LoadPair(s.CertPath, s.KeyPath, now); err != nil {
-			if !strict && errors.Is(err, certs.ErrExpired) {
-				continue
-			}
 			errs = append(errs, &config.FieldError{
 				Key: fmt.Sprintf("virtual_hosts[%d].certificate_source", i),
 				Err: fmt.Errorf("%s: %w", v.Domain, err),
@@ -154,7 +153,7 @@ func Validate(path string) error {
 	if err != nil {
 		return err
 	}
-	return checkCertFiles(nil, cfg, time.Now(), true)
+	return checkCertFiles(nil, cfg, time.Now())
 }
 
 // certsAPI adapts the certificate store to the management API, mapping its

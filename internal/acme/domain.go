@@ -59,33 +59,34 @@ func (d *domain) poke() {
 	}
 }
 
-// runDomain checks d at once, then whenever the wait returned by the last
-// step has passed or Reload pokes it, until ctx is done.
+// runDomain checks d at once, then whenever the time returned by the last
+// step has come or Reload pokes it, until ctx is done.
 func (m *Manager) runDomain(ctx context.Context, d *domain) {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+	al := m.clock.alarm()
+	defer al.stop()
+	al.set(m.clock.now())
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-timer.C:
+		case <-al.C():
 		case <-d.wake:
 		}
-		wait := m.step(ctx, d)
+		next := m.step(ctx, d)
 		if ctx.Err() != nil {
 			return
 		}
-		timer.Reset(wait)
+		al.set(next)
 	}
 }
 
-// step does what d needs now (issue, refresh ARI, renew) and returns how
-// long to wait before the next step.
-func (m *Manager) step(ctx context.Context, d *domain) time.Duration {
+// step does what d needs now (issue, refresh ARI, renew) and returns when
+// to take the next step.
+func (m *Manager) step(ctx context.Context, d *domain) time.Time {
 	forced := d.forced.Swap(false)
-	now := time.Now()
+	now := m.clock.now()
 	if !forced && now.Before(d.retryAt) {
-		return d.retryAt.Sub(now)
+		return d.retryAt
 	}
 	cur := d.cert.Load()
 	if cur == nil {
@@ -97,17 +98,17 @@ func (m *Manager) step(ctx context.Context, d *domain) time.Duration {
 	cur = m.refreshARI(ctx, d, cur, forced)
 	if now.Before(cur.renewAt(m.renewBefore)) {
 		d.failures, d.retryAt = 0, time.Time{}
-		return m.renewalCheck
+		return now.Add(m.renewalCheck)
 	}
 	return m.attempt(ctx, d, cur, opRenew)
 }
 
 // attempt obtains a certificate for d, replacing cur (nil for a first
-// issuance), installs it and returns the wait before the next step: the
-// renewal check interval after success, the backoff after failure.
-func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op string) time.Duration {
+// issuance), installs it and returns when to take the next step: after the
+// renewal check interval after success, after the backoff after failure.
+func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op string) time.Time {
 	log := m.log.With("domain", d.name, "operation", op)
-	if op == opRenew && d.failures == 0 && cur.validAt(time.Now()) {
+	if op == opRenew && d.failures == 0 && cur.validAt(m.clock.now()) {
 		m.setStatus(d, StatusRenewing, nil)
 		log.Info("Renewing certificate", "expires_at", cur.leaf.NotAfter, "serial", cur.serial())
 	}
@@ -115,39 +116,41 @@ func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op s
 	select {
 	case m.orders <- struct{}{}:
 	case <-ctx.Done():
-		return 0
+		return time.Time{}
 	}
 	octx, cancel := context.WithTimeout(ctx, m.orderTimeout)
 	issued, err := m.obtain(octx, d, cur)
 	cancel()
 	<-m.orders
 	if ctx.Err() != nil {
-		return 0 // removed or stopped: neither success nor failure
+		return time.Time{} // removed or stopped: neither success nor failure
 	}
 
 	if err != nil {
 		m.metrics.observe(op, false)
 		d.failures++
 		wait := backoff(m.retryBase, m.retryMax, d.failures)
-		d.retryAt = time.Now().Add(wait)
+		now := m.clock.now()
+		d.retryAt = now.Add(wait)
 		status := StatusFailed
-		if served := d.cert.Load(); served != nil && served.validAt(time.Now()) {
+		if served := d.cert.Load(); served != nil && served.validAt(now) {
 			status = StatusRenewing // never drop a valid certificate
 		}
 		m.setStatus(d, status, err)
 		log.Error("ACME certificate request failed; retry scheduled", "error", err,
 			"attempt", d.failures, "retry_in", wait, "status", status)
-		return wait
+		return d.retryAt
 	}
 
 	m.metrics.observe(op, true)
 	d.failures, d.retryAt = 0, time.Time{}
 	m.install(d, issued, log)
-	if at := issued.renewAt(m.renewBefore); !time.Now().Before(at) {
+	now := m.clock.now()
+	if at := issued.renewAt(m.renewBefore); !now.Before(at) {
 		log.Warn("Certificate is due for renewal as soon as issued; renewal will repeat at every check",
 			"lifetime", issued.leaf.NotAfter.Sub(issued.leaf.NotBefore), "renew_before", m.renewBefore)
 	}
-	return m.renewalCheck
+	return now.Add(m.renewalCheck)
 }
 
 // install writes issued to the cache and serves it, unless d was removed
@@ -182,7 +185,7 @@ func (m *Manager) setStatus(d *domain, status string, err error) {
 // and leave cur as it is: ARI only ever makes a renewal earlier.
 func (m *Manager) refreshARI(ctx context.Context, d *domain, cur *certificate, forced bool) *certificate {
 	ri := cur.meta.RenewalInfo
-	if d.ariUnsupported || (!forced && ri != nil && ri.HasWindow() && !ri.NeedsRefresh()) {
+	if !m.ari || d.ariUnsupported || (!forced && ri != nil && ri.HasWindow() && !ri.NeedsRefresh()) {
 		return cur
 	}
 	actx, cancel := context.WithTimeout(ctx, m.ariTimeout)

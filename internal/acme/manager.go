@@ -123,11 +123,18 @@ type Manager struct {
 	orders       chan struct{} // semaphore bounding concurrent orders
 	acct         accountCache
 
+	// clock is the time of the schedule (see clock); fixed before Sync and
+	// Run, so tests can set a fake one.
+	clock clock
+
 	// Tunables, fixed before Run; unexported so tests can shorten them.
 	retryBase    time.Duration
 	retryMax     time.Duration
 	orderTimeout time.Duration
 	ariTimeout   time.Duration
+	// ari: use the CA's renewal information (true); tests turn it off to
+	// see the schedule of RenewBefore alone.
+	ari bool
 
 	// mu protects domains, runCtx and running; it is never held while
 	// talking to the CA. wg counts the domain goroutines of the current Run.
@@ -202,10 +209,12 @@ func New(o Options) (*Manager, error) {
 		metrics:      met,
 		orders:       make(chan struct{}, maxConcurrentOrders),
 		acct:         accountCache{lock: make(chan struct{}, 1)},
+		clock:        systemClock{},
 		retryBase:    defaultRetryBase,
 		retryMax:     defaultRetryMax,
 		orderTimeout: defaultOrderTimeout,
 		ariTimeout:   defaultARITimeout,
+		ari:          true,
 		domains:      make(map[string]*domain),
 	}
 	m.client = &acmez.Client{
@@ -284,7 +293,7 @@ func (m *Manager) Sync(domains []string) {
 func (m *Manager) loadCached(d *domain) {
 	c, err := m.store.loadCertificate(d.name)
 	if err == nil {
-		err = c.usableFor(d.name, time.Now())
+		err = c.usableFor(d.name, m.clock.now())
 	}
 	if err != nil {
 		if !errors.Is(err, ErrNoCertificate) {
@@ -387,7 +396,7 @@ func (m *Manager) Reload(domain string) error {
 
 	c, err := m.store.loadCertificate(name)
 	if err == nil {
-		err = c.usableFor(name, time.Now())
+		err = c.usableFor(name, m.clock.now())
 	}
 	if err != nil {
 		return fmt.Errorf("reload certificate for %s: %w", name, err)

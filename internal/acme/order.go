@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/mholt/acmez/v3"
 	acmeproto "github.com/mholt/acmez/v3/acme"
@@ -138,7 +137,7 @@ func (m *Manager) obtain(ctx context.Context, d *domain, cur *certificate) (*iss
 	if err != nil {
 		return nil, fmt.Errorf("obtain certificate for %s: %w", d.name, err)
 	}
-	now := time.Now()
+	now := m.clock.now()
 	if err := c.usableFor(d.name, now); err != nil {
 		return nil, fmt.Errorf("obtain certificate for %s: %w", d.name, err)
 	}
@@ -150,7 +149,7 @@ func (m *Manager) obtain(ctx context.Context, d *domain, cur *certificate) (*iss
 		NotAfter:  c.leaf.NotAfter,
 		Obtained:  now.UTC(),
 	}
-	if ri := chain.RenewalInfo; ri != nil && ri.HasWindow() {
+	if ri := chain.RenewalInfo; m.ari && ri != nil && ri.HasWindow() {
 		c.meta.RenewalInfo = ri
 	}
 	return &issuedCert{certificate: c, chainPEM: chain.ChainPEM, keyPEM: keyPEM}, nil

@@ -22,6 +22,7 @@ import (
 	"syscall"
 
 	"fronttier/internal/app"
+	"fronttier/internal/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -71,7 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// validate prints every problem of the file, one per line, or "ok".
+// validate prints every problem of the file, one per line, and exits 1;
+// or its warnings (a tag no backend carries), one per line, then "ok".
 func validate(path string, stdout, stderr io.Writer) int {
 	if err := app.Validate(path); err != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration:\n", path)
@@ -79,6 +81,11 @@ func validate(path string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "  %s\n", strings.TrimPrefix(line, "config "+path+": "))
 		}
 		return 1
+	}
+	if cfg, err := config.Load(path); err == nil {
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintf(stdout, "warning: %s\n", w)
+		}
 	}
 	fmt.Fprintln(stdout, "ok")
 	return 0

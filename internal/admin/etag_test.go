@@ -120,7 +120,7 @@ func TestTwoOperators(t *testing.T) {
 	if err := config.Save(path, testConfig()); err != nil {
 		t.Fatal(err)
 	}
-	store, err := state.New(testConfig(), backend.NewRegistry(nil, nil), state.File{Path: path}, slog.New(slog.DiscardHandler))
+	store, err := state.New(testConfig(), backend.NewRegistry(nil, nil), state.NewFile(path), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,6 +64,7 @@ type App struct {
 	certs    *certs.Manager
 	acme     *acme.Manager
 	store    *state.Store
+	file     *configFile // the configuration file, watched
 	proxy    *proxy.Handler
 	servers  []*listener
 }
@@ -143,11 +144,12 @@ func (s *listener) close() {
 // logs it, counts it and shows it in the API, and every other domain is
 // served (`fronttier validate` still fails on it).
 func Run(ctx context.Context, o Options) error {
-	cfg, err := config.Load(o.ConfigPath)
+	file := state.NewFile(o.ConfigPath)
+	cfg, err := file.Load()
 	if err != nil {
 		return err
 	}
-	a, err := build(cfg, o)
+	a, err := build(cfg, file, o)
 	if err != nil {
 		return err
 	}
@@ -155,9 +157,11 @@ func Run(ctx context.Context, o Options) error {
 	return a.serve(ctx)
 }
 
-// build creates every component for cfg and binds the listeners.
-func build(cfg *config.Config, o Options) (_ *App, err error) {
+// build creates every component for cfg, loaded from file, and binds the
+// listeners.
+func build(cfg *config.Config, file *state.File, o Options) (_ *App, err error) {
 	a := &App{o: o}
+	a.file = &configFile{a: a, file: file}
 	l := cfg.Logging
 	rot := logging.Options{Level: l.Level, Format: l.Format, Output: l.Output, FilePath: l.FilePath,
 		MaxSizeMB: l.MaxSizeMB, MaxBackups: l.MaxBackups, MaxAgeDays: l.MaxAgeDays, Compress: l.Compress}
@@ -202,10 +206,11 @@ func build(cfg *config.Config, o Options) (_ *App, err error) {
 	if err := a.buildTLS(cfg); err != nil {
 		return nil, err
 	}
-	if a.store, err = state.New(cfg, a.reg, state.File{Path: o.ConfigPath}, log); err != nil {
+	if a.store, err = state.New(cfg, a.reg, file, log); err != nil {
 		return nil, err
 	}
 	a.store.SetHooks(state.Hooks{
+		Reloaded: a.reloaded,
 		Check: func(old, next *config.Config) error {
 			return checkCertFiles(old, next, time.Now())
 		},
@@ -334,6 +339,7 @@ func (a *App) serve(ctx context.Context) error {
 	debug.FreeOSMemory()
 	cfg := a.store.Config()
 	log.Info("fronttier started", "config", a.o.ConfigPath, "domains", len(cfg.VirtualHosts), "backends", len(cfg.Backends))
+	warnConfig(log, cfg)
 
 	// Background work (health checks, certificate watching, ACME) runs
 	// until the servers have drained, then stops and is waited for.
@@ -342,6 +348,7 @@ func (a *App) serve(ctx context.Context) error {
 	for _, r := range []interface{ Run(context.Context) }{a.checker, a.certs, a.acme} {
 		wg.Go(func() { r.Run(bg) })
 	}
+	wg.Go(func() { a.file.watch(bg) })
 	defer func() {
 		stopBG()
 		wg.Wait()
@@ -354,7 +361,7 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-a.o.Reload:
-			a.reload()
+			a.file.reload(true)
 		case runErr = <-errc:
 			log.Error("listener failed, shutting down", "error", runErr)
 			break loop
@@ -362,25 +369,6 @@ loop:
 	}
 	a.shutdown()
 	return runErr
-}
-
-// reload re-reads the configuration file and puts it in force; an invalid
-// file is refused and the running configuration stays.
-func (a *App) reload() {
-	log := a.log.Logger
-	old, cfg, err := a.store.Reload(func() (*config.Config, error) { return config.Load(a.o.ConfigPath) })
-	if err != nil {
-		log.Error("reload refused: configuration is invalid, keeping the running one", "error", err)
-		return
-	}
-	if lvl, err := logging.ParseLevel(cfg.Logging.Level); err == nil {
-		a.log.Level.Set(lvl)
-	}
-	a.checker.SetOptions(healthOptions(cfg.HealthCheck, log, nil))
-	if keys := restartNeeded(old, cfg); len(keys) > 0 {
-		log.Warn("reload: some changes take effect at the next restart", "sections", keys)
-	}
-	log.Info("configuration reloaded", "domains", len(cfg.VirtualHosts), "backends", len(cfg.Backends))
 }
 
 // shutdown stops accepting, lets requests in flight finish for up to the

@@ -1,7 +1,9 @@
 package state
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 
 	"fronttier/internal/backend"
 	"fronttier/internal/balance"
@@ -30,6 +32,14 @@ func (s *Store) publish(old, next *config.Config, sc scope) error {
 	}
 	s.table.Store(t)
 	s.cfg.Store(next)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		changed := sc.domain
+		if changed == "" {
+			changed = "all"
+		}
+		s.log.Debug("route table published", "domains", len(next.VirtualHosts), "backends", len(next.Backends),
+			"changed", changed, "pools", len(s.pools))
+	}
 	if s.hooks.Published != nil {
 		s.hooks.Published(old, next, sc.domain)
 	}
@@ -64,6 +74,7 @@ func (s *Store) rebuild(c *config.Config) (*route.Table, error) {
 				return nil, fmt.Errorf("virtual host %s: %w", v.Domain, err)
 			}
 			s.pools[key] = pool
+			s.logPool(key, members)
 		}
 		hosts = append(hosts, newHost(v, pool))
 	}
@@ -95,8 +106,26 @@ func (s *Store) derive(c *config.Config, domain string) (*route.Table, error) {
 			return nil, fmt.Errorf("virtual host %s: %w", v.Domain, err)
 		}
 		s.pools[key] = pool
+		s.logPool(key, members)
 	}
 	return cur.Derive([]*route.Host{newHost(v, pool)}, nil), nil
+}
+
+// logPool logs, at debug, the members of a pool just built: the
+// backends a tag's domains are balanced over.
+func (s *Store) logPool(key poolKey, members []*backend.Backend) {
+	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	ids := make([]string, len(members))
+	for i, b := range members {
+		ids[i] = b.ID
+	}
+	policy := key.policy
+	if policy == "" {
+		policy = "round_robin"
+	}
+	s.log.Debug("backend pool", "tag", key.tag, "policy", policy, "backends", ids)
 }
 
 func newHost(v *config.VirtualHost, pool *balance.Pool) *route.Host {

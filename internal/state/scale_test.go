@@ -58,7 +58,7 @@ func BenchmarkSwitch10k(b *testing.B) { benchSwitch(b, nopPersister{}) }
 // BenchmarkSwitch10kDurable is the whole API write: the same switch plus
 // the durable, atomic write-back of the 20,000-entry file.
 func BenchmarkSwitch10kDurable(b *testing.B) {
-	benchSwitch(b, File{Path: filepath.Join(b.TempDir(), "config.toml")})
+	benchSwitch(b, NewFile(filepath.Join(b.TempDir(), "config.toml")))
 }
 
 // BenchmarkMemory10k reports the heap held per domain+backend pair once

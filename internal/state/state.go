@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -33,6 +34,23 @@ type Persister interface {
 	Save(c *config.Config) error
 }
 
+// Editable is a Persister whose content can change behind the store's
+// back: a configuration file edited by hand. Before each change the store
+// applies such an edit first (or refuses the change when the edit cannot
+// be applied), so that no edit is ever overwritten unseen.
+type Editable interface {
+	Persister
+	// Pending returns the configuration the source holds and its raw
+	// content when they differ from what was last saved or applied, or
+	// nothing; an error (wrapping ErrConflict) when the source changed
+	// and cannot be used.
+	Pending() (*config.Config, []byte, error)
+	// Read returns the configuration the source holds, changed or not.
+	Read() (*config.Config, []byte, error)
+	// Applied records that data, from Pending or Read, is in force.
+	Applied(data []byte)
+}
+
 // Hooks let other components take part in changes. Both run under the
 // store's lock, so calls are serialised and in the order of the changes.
 type Hooks struct {
@@ -45,6 +63,11 @@ type Hooks struct {
 	// domain is the only host that changed, or "" when anything may have
 	// (backends, a reload, the first call).
 	Published func(old, next *config.Config, domain string)
+	// Reloaded is told about each whole configuration read from the
+	// persister and put in force (a reload, or a hand edit applied before
+	// an API change), after Published: settings outside the store
+	// (log level, health checks) follow it.
+	Reloaded func(old, next *config.Config)
 }
 
 // Store holds the current configuration and the route table built from it.
@@ -114,18 +137,88 @@ func (s *Store) Reload(load func() (*config.Config, error)) (old, cur *config.Co
 	return old, s.cfg.Load(), nil
 }
 
+// ReloadSource puts the persister's configuration in force (it must be
+// Editable): with force always (SIGHUP), else only when it changed since
+// it was last saved or applied (a file watcher). It returns the
+// configurations before and after, both nil when nothing changed; on error
+// nothing changed.
+func (s *Store) ReloadSource(force bool) (old, cur *config.Config, err error) {
+	ed, ok := s.persist.(Editable)
+	if !ok {
+		return nil, nil, errors.New("the configuration's store cannot be reloaded")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	read := ed.Pending
+	if force {
+		read = ed.Read
+	}
+	c, data, err := read()
+	if err != nil || c == nil {
+		return nil, nil, err
+	}
+	old = s.cfg.Load()
+	if err := s.replaceLocked(c); err != nil {
+		return nil, nil, err
+	}
+	ed.Applied(data)
+	return old, s.cfg.Load(), nil
+}
+
+// applyPendingLocked puts in force an edit of the persister's content
+// that was not applied yet, before a change is made on top of it; an edit
+// that cannot be applied refuses the change (ErrConflict), so that it is
+// never overwritten.
+func (s *Store) applyPendingLocked() error {
+	ed, ok := s.persist.(Editable)
+	if !ok {
+		return nil
+	}
+	c, data, err := ed.Pending()
+	if err != nil || c == nil {
+		return err
+	}
+	if err := s.replaceLocked(c); err != nil {
+		var he *HandEditError
+		if errors.As(err, &he) {
+			return err
+		}
+		path := "the configuration file"
+		if f, ok := ed.(*File); ok {
+			path = f.Path()
+		}
+		return &HandEditError{Path: path, Err: err}
+	}
+	ed.Applied(data)
+	s.log.Info("configuration file changed on disk: applied before the API change", "domains", len(c.VirtualHosts), "backends", len(c.Backends))
+	return nil
+}
+
+// replaceLocked puts a whole configuration in force: validated, checked
+// by the Check hook, and refused when it would take a domain that serves
+// now off the air (its tag left with no backend), as the API's switch is.
 func (s *Store) replaceLocked(c *config.Config) error {
 	next := c.Clone()
 	next.Sort()
 	if err := next.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	old := s.cfg.Load()
+	if err := checkServing(old, next); err != nil {
+		return err
+	}
 	if s.hooks.Check != nil {
-		if err := s.hooks.Check(s.cfg.Load(), next); err != nil {
+		if err := s.hooks.Check(old, next); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 	}
-	return s.publish(s.cfg.Load(), next, scope{})
+	if err := s.publish(old, next, scope{}); err != nil {
+		return err
+	}
+	if s.hooks.Reloaded != nil && old != nil {
+		s.hooks.Reloaded(old, next)
+	}
+	return nil
 }
 
 // scope says what a change touched, so that publishing can do only the
@@ -147,6 +240,9 @@ type scope struct {
 func (s *Store) commit(sc scope, change func(c *config.Config) error, guard func(old, next *config.Config) error) (*config.Config, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.applyPendingLocked(); err != nil {
+		return nil, err
+	}
 	old := s.cfg.Load()
 	var next *config.Config
 	if sc.domain != "" {
@@ -218,6 +314,35 @@ func (s *Store) checkTag(c *config.Config, tag string) error {
 		return fmt.Errorf("%w: all %d backends with tag %q are unhealthy (pass \"force\": true to switch anyway)", ErrConflict, n, tag)
 	}
 	return nil
+}
+
+// checkServing refuses a whole new configuration that would take a domain
+// that serves now (its tag has a backend) to a tag with no backend: a
+// typo in a hand-edited file must not take a site down unwarned. Domains
+// that did not serve, or are new, are only warned about (config.Warnings).
+func checkServing(old, next *config.Config) error {
+	if old == nil {
+		return nil
+	}
+	had, has := tagIndex(old), tagIndex(next)
+	var hit []string
+	for i := range next.VirtualHosts {
+		v := &next.VirtualHosts[i]
+		was := old.Host(v.Domain)
+		if was == nil || len(had[was.EnabledBackendsTag]) == 0 || len(has[v.EnabledBackendsTag]) > 0 {
+			continue
+		}
+		hit = append(hit, fmt.Sprintf("%s (tag %q)", v.Domain, v.EnabledBackendsTag))
+	}
+	if len(hit) == 0 {
+		return nil
+	}
+	what := "it serves now; refusing to take it off the air"
+	if len(hit) > 1 {
+		what = "they serve now; refusing to take them off the air"
+	}
+	return fmt.Errorf("%w: no backend carries the tag of %s, but %s "+
+		"(fix the tag, add a backend with it, or remove the domain)", ErrConflict, strings.Join(hit, ", "), what)
 }
 
 // checkOrphans refuses a change that leaves a domain's enabled tag, which

@@ -995,7 +995,7 @@ func TestFilePersister(t *testing.T) {
 	t.Parallel()
 	path := t.TempDir() + "/config.toml"
 	reg := backend.NewRegistry(nil, nil)
-	s, err := New(baseConfig(), reg, File{Path: path}, slog.New(slog.DiscardHandler))
+	s, err := New(baseConfig(), reg, NewFile(path), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,16 +66,6 @@ func (c *certificate) validAt(now time.Time) bool {
 	return c != nil && now.Before(c.leaf.NotAfter)
 }
 
-// renewAt is when c is due: before ahead of expiry, or earlier at the time
-// selected inside the CA's suggested renewal window (ARI).
-func (c *certificate) renewAt(before time.Duration) time.Time {
-	at := c.leaf.NotAfter.Add(-before)
-	if ri := c.meta.RenewalInfo; ri != nil && ri.HasWindow() && !ri.SelectedTime.IsZero() && ri.SelectedTime.Before(at) {
-		at = ri.SelectedTime
-	}
-	return at
-}
-
 // serial is the leaf's serial number in hexadecimal, as openssl prints it.
 func (c *certificate) serial() string {
 	return strings.ToUpper(c.leaf.SerialNumber.Text(16))

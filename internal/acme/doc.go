@@ -27,9 +27,23 @@
 // order flow, challenge fallback and retries to the caller.
 //
 // What this package adds is what is specific to fronttier: the managed set of
-// domains, the cache layout, the schedule (issuance at once, renewal checks
-// every RenewalCheck, exponential backoff after failures), statuses, logs and
-// metrics.
+// domains, the cache layout, the schedule, statuses, logs and metrics.
+//
+// # Schedule
+//
+// A new domain is issued a certificate at once. A certificate is due for
+// renewal when the smaller of RenewBefore and a third of its lifetime
+// remains (a 90-day certificate renews 30 days before expiry by default, a
+// 24-hour one 8 hours before, a 6-day one 2 days before), or earlier at the
+// time the CA's renewal information (ARI, RFC 9773) selects. Each domain's
+// goroutine sleeps until the earliest of that time, the CA's Retry-After for
+// its renewal information (at least a minute away) and RenewalCheck from
+// now, which is only a backstop. A failed attempt is retried after a
+// backoff that doubles from one minute to an hour, but never waits more
+// than a quarter of the time the served certificate has left, so several
+// attempts fit before it expires. A certificate that is due as soon as it
+// is issued (only ARI or a clock far ahead of the CA's can do that) waits a
+// retry interval: renewal never loops.
 //
 // # Goroutines
 //

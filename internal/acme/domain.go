@@ -95,17 +95,17 @@ func (m *Manager) step(ctx context.Context, d *domain) time.Time {
 	if !now.Before(cur.leaf.NotAfter) {
 		return m.attempt(ctx, d, cur, opRenew)
 	}
-	cur = m.refreshARI(ctx, d, cur, forced)
+	cur = m.refreshARI(ctx, d, cur, forced, now)
 	if now.Before(cur.renewAt(m.renewBefore)) {
 		d.failures, d.retryAt = 0, time.Time{}
-		return now.Add(m.renewalCheck)
+		return m.nextCheck(d, cur, now)
 	}
 	return m.attempt(ctx, d, cur, opRenew)
 }
 
 // attempt obtains a certificate for d, replacing cur (nil for a first
-// issuance), installs it and returns when to take the next step: after the
-// renewal check interval after success, after the backoff after failure.
+// issuance), installs it and returns when to take the next step: the next
+// check of the new certificate after success, the retry after failure.
 func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op string) time.Time {
 	log := m.log.With("domain", d.name, "operation", op)
 	if op == opRenew && d.failures == 0 && cur.validAt(m.clock.now()) {
@@ -129,16 +129,17 @@ func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op s
 	if err != nil {
 		m.metrics.observe(op, false)
 		d.failures++
-		wait := backoff(m.retryBase, m.retryMax, d.failures)
 		now := m.clock.now()
-		d.retryAt = now.Add(wait)
-		status := StatusFailed
+		status, remaining := StatusFailed, time.Duration(0)
 		if served := d.cert.Load(); served != nil && served.validAt(now) {
 			status = StatusRenewing // never drop a valid certificate
+			remaining = served.leaf.NotAfter.Sub(now)
 		}
+		wait := retryWait(m.retryBase, m.retryMax, d.failures, remaining)
+		d.retryAt = now.Add(wait)
 		m.setStatus(d, status, err)
 		log.Error("ACME certificate request failed; retry scheduled", "error", err,
-			"attempt", d.failures, "retry_in", wait, "status", status)
+			"attempt", d.failures, "retry_in", wait.String(), "status", status)
 		return d.retryAt
 	}
 
@@ -146,11 +147,18 @@ func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op s
 	d.failures, d.retryAt = 0, time.Time{}
 	m.install(d, issued, log)
 	now := m.clock.now()
-	if at := issued.renewAt(m.renewBefore); !now.Before(at) {
-		log.Warn("Certificate is due for renewal as soon as issued; renewal will repeat at every check",
-			"lifetime", issued.leaf.NotAfter.Sub(issued.leaf.NotBefore), "renew_before", m.renewBefore)
+	next := m.nextCheck(d, issued.certificate, now)
+	if !now.Before(issued.renewAt(m.renewBefore)) {
+		// Only the CA's renewal information (or a clock far ahead of the
+		// CA's) can make a new certificate due; never renew it sooner than
+		// a retry, so that this cannot become a loop.
+		next = now.Add(m.retryBase)
+		log.Warn("Certificate is due for renewal as soon as issued; renewing after the retry interval",
+			"renew_at", issued.renewAt(m.renewBefore), "retry_in", m.retryBase.String())
+	} else {
+		log.Debug("Next renewal check", "at", next, "renew_at", issued.renewAt(m.renewBefore))
 	}
-	return now.Add(m.renewalCheck)
+	return next
 }
 
 // install writes issued to the cache and serves it, unless d was removed
@@ -181,11 +189,10 @@ func (m *Manager) setStatus(d *domain, status string, err error) {
 }
 
 // refreshARI fetches the CA's renewal information for cur when it is stale
-// (or when forced) and returns the certificate with it. Failures are logged
-// and leave cur as it is: ARI only ever makes a renewal earlier.
-func (m *Manager) refreshARI(ctx context.Context, d *domain, cur *certificate, forced bool) *certificate {
-	ri := cur.meta.RenewalInfo
-	if !m.ari || d.ariUnsupported || (!forced && ri != nil && ri.HasWindow() && !ri.NeedsRefresh()) {
+// at now (or when forced) and returns the certificate with it. Failures are
+// logged and leave cur as it is: ARI only ever makes a renewal earlier.
+func (m *Manager) refreshARI(ctx context.Context, d *domain, cur *certificate, forced bool, now time.Time) *certificate {
+	if !m.ari || d.ariUnsupported || (!forced && !ariStale(cur, now)) {
 		return cur
 	}
 	actx, cancel := context.WithTimeout(ctx, m.ariTimeout)
@@ -209,14 +216,4 @@ func (m *Manager) refreshARI(ctx context.Context, d *domain, cur *certificate, f
 		m.log.Warn("Caching ACME renewal information failed", "domain", d.name, "error", err)
 	}
 	return updated
-}
-
-// backoff returns base doubled for each failure after the first, capped at
-// limit.
-func backoff(base, limit time.Duration, failures int) time.Duration {
-	wait := base
-	for i := 1; i < failures && wait < limit; i++ {
-		wait *= 2
-	}
-	return min(wait, limit)
 }

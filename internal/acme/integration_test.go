@@ -162,33 +162,6 @@ func containsInOrder(got, want []string) bool {
 	return len(want) == 0
 }
 
-func TestRenewalWhenCertificateIsDue(t *testing.T) {
-	t.Parallel()
-	env := startPebble(t, pebbleOptions{})
-	// Pebble's certificates last 90 days: renewing 100 days ahead makes each
-	// one due at the next check.
-	tm := newTestManager(t, env, func(o *Options) {
-		o.RenewBefore = 100 * 24 * time.Hour
-		o.RenewalCheck = 50 * time.Millisecond
-	})
-	const name = "renew.example.test"
-	tm.Sync([]string{name})
-	tm.run(t)
-	events := tm.inst.waitFor(t, "a renewed certificate", func(ev []event) bool {
-		return len(serials(ev, name)) >= 2 && lastStatus(ev, name).status == StatusValid
-	})
-	want := []string{StatusPending, StatusValid, StatusRenewing, StatusValid}
-	if got := statuses(events, name); !containsInOrder(got, want) {
-		t.Errorf("statuses = %v, want %v in order", got, want)
-	}
-	if got := testutil.ToFloat64(tm.metrics.operations.WithLabelValues(opRenew, "success")); got < 1 {
-		t.Errorf("renew successes = %v, want >= 1", got)
-	}
-	if !strings.Contains(tm.logs.String(), "due for renewal as soon as issued") {
-		t.Error("no warning that RenewBefore exceeds the certificate lifetime")
-	}
-}
-
 func TestRenewalWhenARISaysSo(t *testing.T) {
 	t.Parallel()
 	env := startPebble(t, pebbleOptions{})
@@ -221,24 +194,27 @@ func TestFailureKeepsValidCertificate(t *testing.T) {
 	const good, bad = "good.example.test", "bad.example.test"
 	// Nothing listens on 127.0.0.2, so validation of bad fails.
 	env.setA(t, bad, "127.0.0.2")
-	tm := newTestManager(t, env, func(o *Options) {
-		o.RenewBefore = 100 * 24 * time.Hour // due at every check...
-		o.RenewalCheck = time.Hour           // ...but checked only when Reload asks
-	})
+	tm := newTestManager(t, env, nil)
+	fc := newFakeClock(time.Now())
+	tm.clock, tm.ari = fc, false
 	tm.Sync([]string{good, bad})
 	tm.run(t)
 
-	failedTwice := func(ev []event, name, status string) bool {
+	failed := func(ev []event, name, status string) int {
 		n := 0
 		for _, e := range ev {
 			if e.domain == name && e.status == status && e.err != nil {
 				n++
 			}
 		}
-		return n >= 2 // a retry was scheduled and ran
+		return n
 	}
-	events := tm.inst.waitFor(t, "two failed issuances", func(ev []event) bool {
-		return failedTwice(ev, bad, StatusFailed) && lastStatus(ev, good).status == StatusValid
+	tm.inst.waitFor(t, "a failed issuance", func(ev []event) bool {
+		return failed(ev, bad, StatusFailed) >= 1 && lastStatus(ev, good).status == StatusValid
+	})
+	fc.set(fc.now().Add(time.Minute)) // past the retry
+	events := tm.inst.waitFor(t, "the retry failing", func(ev []event) bool {
+		return failed(ev, bad, StatusFailed) >= 2
 	})
 	if n := len(puts(events, bad)); n != 0 {
 		t.Errorf("%d certificates put for %s", n, bad)
@@ -253,11 +229,11 @@ func TestFailureKeepsValidCertificate(t *testing.T) {
 	// Renewal of good fails too now: the valid certificate stays.
 	installed := serials(events, good)
 	env.setA(t, good, "127.0.0.2")
-	if err := tm.Reload(good); err != nil {
-		t.Fatal(err)
-	}
-	events = tm.inst.waitFor(t, "two failed renewals", func(ev []event) bool {
-		return failedTwice(ev, good, StatusRenewing)
+	fc.set(dueAt(puts(events, good)[0].Leaf, DefaultRenewBefore))
+	tm.inst.waitFor(t, "a failed renewal", func(ev []event) bool { return failed(ev, good, StatusRenewing) >= 1 })
+	fc.set(fc.now().Add(time.Minute)) // past the retry
+	events = tm.inst.waitFor(t, "the retry failing", func(ev []event) bool {
+		return failed(ev, good, StatusRenewing) >= 2
 	})
 	if got := serials(events, good); !slices.Equal(got, installed) {
 		t.Errorf("serials put for %s = %v, want only %v", good, got, installed)
@@ -278,14 +254,17 @@ func TestFailureKeepsValidCertificate(t *testing.T) {
 func TestRemovedDomainStopsRenewal(t *testing.T) {
 	t.Parallel()
 	env := startPebble(t, pebbleOptions{})
-	tm := newTestManager(t, env, func(o *Options) {
-		o.RenewBefore = 100 * 24 * time.Hour
-		o.RenewalCheck = 20 * time.Millisecond
-	})
+	tm := newTestManager(t, env, nil)
+	fc := newFakeClock(time.Now())
+	tm.clock, tm.ari = fc, false
 	const name, other = "gone.example.test", "stay.example.test"
 	tm.Sync([]string{name, other})
 	tm.run(t)
-	tm.inst.waitFor(t, "renewals", func(ev []event) bool { return len(serials(ev, name)) >= 2 })
+	events := tm.inst.waitFor(t, "certificates", func(ev []event) bool {
+		return lastStatus(ev, name).status == StatusValid && lastStatus(ev, other).status == StatusValid
+	})
+	fc.set(dueAt(puts(events, name)[0].Leaf, DefaultRenewBefore).Add(time.Minute))
+	tm.inst.waitFor(t, "renewal", func(ev []event) bool { return len(serials(ev, name)) >= 2 })
 
 	d := tm.domainState(name)
 	tm.Sync([]string{other})
@@ -299,7 +278,11 @@ func TestRemovedDomainStopsRenewal(t *testing.T) {
 	if err := tm.Reload(name); !errors.Is(err, ErrNotManaged) {
 		t.Errorf("Reload(%s) = %v, want ErrNotManaged", name, err)
 	}
-	tm.inst.waitFor(t, "other domain renewed", func(ev []event) bool { return len(serials(ev, other)) >= 3 })
+	// Pebble's new certificates are due at once on the fake clock: each
+	// move past the retry interval renews other again.
+	tm.inst.waitFor(t, "other domain renewed", func(ev []event) bool { return len(serials(ev, other)) >= 2 })
+	fc.set(fc.waitArmed(t, "for the next renewal", func(at time.Time) bool { return at.After(fc.now()) }))
+	tm.inst.waitFor(t, "other domain renewed again", func(ev []event) bool { return len(serials(ev, other)) >= 3 })
 	if after := len(eventsFor(tm.inst.snapshot(), name)); after != before {
 		t.Errorf("%d events for %s after its removal", after-before, name)
 	}

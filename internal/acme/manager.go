@@ -91,12 +91,14 @@ type Options struct {
 	// CacheDir holds the account, certificates and keys (files 0600,
 	// directories 0700). Required.
 	CacheDir string
-	// RenewalCheck is how often each certificate is checked for renewal;
-	// zero means DefaultRenewalCheck (24h).
+	// RenewalCheck is the longest a domain goes without a check (a
+	// backstop: checks happen when a certificate is due, see the package
+	// comment); zero means DefaultRenewalCheck (24h).
 	RenewalCheck time.Duration
-	// RenewBefore: renew when less than this remains before expiry, or
-	// earlier when the CA's renewal information (ARI) suggests so; zero means
-	// DefaultRenewBefore (30 days).
+	// RenewBefore: renew when less than this, or less than a third of the
+	// certificate's lifetime if that is smaller, remains before expiry, or
+	// earlier when the CA's renewal information (ARI) suggests so; zero
+	// means DefaultRenewBefore (30 days).
 	RenewBefore time.Duration
 	// Installer receives certificates and statuses. Required.
 	Installer Installer
@@ -336,8 +338,8 @@ func (m *Manager) startLocked(d *domain) {
 	})
 }
 
-// Run does the background work (issuance, renewal checks every
-// RenewalCheck, retries with backoff) until ctx is done, then waits for its
+// Run does the background work (issuance, renewal when due, retries with
+// backoff) until ctx is done, then waits for its
 // goroutines to exit and returns. Domains given to Sync before Run are
 // worked on when Run starts. Only one Run may be active at a time; a second
 // concurrent call logs an error and returns at once.

@@ -44,8 +44,16 @@ const pebbleStartTimeout = 15 * time.Second
 
 // pebbleOptions configures startPebble.
 type pebbleOptions struct {
-	// validity of the certificates Pebble issues; zero means 90 days.
+	// validity of the certificates Pebble issues under its "default"
+	// profile; zero means 90 days.
 	validity time.Duration
+	// profiles are more profiles by name, with the validity of their
+	// certificates. With more than one profile, Pebble picks one at random
+	// for an order that names none.
+	profiles map[string]time.Duration
+	// alternateRoots is the number of alternate chains Pebble offers
+	// (PEBBLE_ALTERNATE_ROOTS).
+	alternateRoots int
 }
 
 // pebbleEnv is a running Pebble with its DNS server and the listeners that
@@ -100,6 +108,13 @@ func startPebble(t *testing.T, o pebbleOptions) *pebbleEnv {
 
 		acmePort, mgmtPort := testutil.FreePort(t), testutil.FreePort(t)
 		config := filepath.Join(dir, "pebble-config.json")
+		profiles := map[string]any{"default": map[string]any{
+			"description":    "fronttier tests",
+			"validityPeriod": int(o.validity / time.Second),
+		}}
+		for name, validity := range o.profiles {
+			profiles[name] = map[string]any{"description": name, "validityPeriod": int(validity / time.Second)}
+		}
 		writePebbleConfig(t, config, map[string]any{
 			"listenAddress":                  "127.0.0.1:" + strconv.Itoa(acmePort),
 			"managementListenAddress":        "127.0.0.1:" + strconv.Itoa(mgmtPort),
@@ -112,15 +127,13 @@ func startPebble(t *testing.T, o pebbleOptions) *pebbleEnv {
 			"domainBlocklist":                []string{"blocked-domain.example"},
 			"retryAfter":                     map[string]int{"authz": 0, "order": 0},
 			"keyAlgorithm":                   "ecdsa",
-			"profiles": map[string]any{"default": map[string]any{
-				"description":    "fronttier tests",
-				"validityPeriod": int(o.validity / time.Second),
-			}},
+			"profiles":                       profiles,
 		})
 		env.DirectoryURL = "https://127.0.0.1:" + strconv.Itoa(acmePort) + "/dir"
 		env.mgmtURL = "https://127.0.0.1:" + strconv.Itoa(mgmtPort)
 		env.pebble = startProcess(t, pebbleBin,
-			[]string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"},
+			[]string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0",
+				"PEBBLE_ALTERNATE_ROOTS=" + strconv.Itoa(o.alternateRoots)},
 			"-config", config, "-dnsserver", "127.0.0.1:"+strconv.Itoa(dnsPort), "-strict=false")
 		if lastErr = env.pebble.waitReady(func(ctx context.Context) error {
 			return env.get(ctx, env.DirectoryURL, nil)
@@ -310,15 +323,28 @@ func (e *pebbleEnv) post(t *testing.T, url string, body any) {
 // at every start).
 func (e *pebbleEnv) issuingRoots(t *testing.T) *x509.CertPool {
 	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AddCert(e.root(t, 0))
+	return pool
+}
+
+// root returns Pebble's root number no: 0 is the default chain's, the
+// others those of the alternate chains.
+func (e *pebbleEnv) root(t *testing.T, no int) *x509.Certificate {
+	t.Helper()
 	var buf bytes.Buffer
-	if err := e.get(t.Context(), e.mgmtURL+"/roots/0", &buf); err != nil {
+	if err := e.get(t.Context(), e.mgmtURL+"/roots/"+strconv.Itoa(no), &buf); err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(buf.Bytes()) {
+	block, _ := pem.Decode(buf.Bytes())
+	if block == nil {
 		t.Fatalf("no root certificate in %q", buf.String())
 	}
-	return pool
+	root, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
 }
 
 // setA makes Pebble's DNS answer host with addrs.
@@ -354,15 +380,41 @@ type challengeFront struct {
 	manager           atomic.Pointer[Manager]
 	refuseHTTP        sync.Map // host -> true: answer 404 to HTTP-01
 	alpnServed        sync.Map // host -> *atomic.Int64: ALPN certificates served
+	// hang: host -> true: validations of host hang (HTTP-01 gets no answer,
+	// TLS-ALPN-01 no ServerHello) until Pebble gives up or the test ends;
+	// hung receives the host of each validation that hangs (when there is
+	// room); release ends the hangs at cleanup.
+	hang    sync.Map
+	hung    chan string
+	release chan struct{}
+}
+
+// hangFor holds a validation of host if it must hang, and reports it.
+func (f *challengeFront) hangFor(host string, done <-chan struct{}) bool {
+	if _, ok := f.hang.Load(host); !ok {
+		return false
+	}
+	select {
+	case f.hung <- host:
+	default:
+	}
+	select {
+	case <-done:
+	case <-f.release:
+	}
+	return true
 }
 
 func startChallengeFront(t *testing.T) *challengeFront {
 	t.Helper()
-	f := &challengeFront{}
+	f := &challengeFront{hung: make(chan string, 256), release: make(chan struct{})}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, _, err := net.SplitHostPort(r.Host)
 		if err != nil {
 			host = r.Host
+		}
+		if f.hangFor(host, r.Context().Done()) {
+			return
 		}
 		m := f.manager.Load()
 		if _, refused := f.refuseHTTP.Load(host); refused || m == nil {
@@ -377,6 +429,9 @@ func startChallengeFront(t *testing.T) *challengeFront {
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
 		NextProtos: []string{"h2", "http/1.1", ALPNProto},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if f.hangFor(hello.ServerName, hello.Context().Done()) {
+				return nil, errors.New("hung")
+			}
 			m := f.manager.Load()
 			if m == nil {
 				return nil, errors.New("no manager")
@@ -411,6 +466,7 @@ func startChallengeFront(t *testing.T) *challengeFront {
 		}
 	})
 	t.Cleanup(func() {
+		close(f.release) // before srv.Close, which waits for its handlers
 		ln.Close()
 		wg.Wait()
 	})

@@ -132,15 +132,17 @@ func (e *entry) info(d string, now time.Time) Info {
 			in.Issuer = leaf.Issuer.String()
 		}
 	}
-	if e.host.Source == SourceFile {
-		switch {
-		case e.cert == nil:
-			in.Status = StatusError
-		case now.After(e.cert.Leaf.NotAfter):
-			in.Status = StatusExpired
-		default:
-			in.Status = StatusValid
-		}
+	switch {
+	case e.cert != nil && now.After(e.cert.Leaf.NotAfter):
+		// Whatever the source last said: an expired certificate is being
+		// served (the ACME side says "valid" or "renewing" until its next
+		// attempt).
+		in.Status = StatusExpired
+	case e.host.Source != SourceFile:
+	case e.cert == nil:
+		in.Status = StatusError
+	default:
+		in.Status = StatusValid
 	}
 	return in
 }

@@ -164,6 +164,16 @@ func readAsGo(raw []byte) goReading {
 			continue
 		}
 		body, err := io.ReadAll(resp.Body)
+		if err != nil && len(resp.TransferEncoding) > 0 && bytes.HasSuffix(raw, []byte("\n")) && !bytes.HasSuffix(raw, []byte("\r\n")) {
+			// RFC 9112 2.2 lets a recipient take a lone LF for a line's
+			// end, and fronttier does, in trailers too; Go's body reader
+			// needs two bytes to see a trailer section's end, so one that
+			// ends the input with a lone LF reads as cut. Read it with a
+			// CRLF there instead: an intended leniency, not a cut.
+			if r := readAsGo(append(raw[:len(raw)-1:len(raw)-1], '\r', '\n')); r.complete && bytes.Equal(r.body, body) {
+				return r
+			}
+		}
 		return goReading{
 			status:   resp.StatusCode,
 			body:     body,

@@ -197,12 +197,16 @@ func status(err error) int {
 		return apiErr.Code
 	case errors.As(err, &maxErr):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, state.ErrUnavailable):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, state.ErrExists), errors.Is(err, state.ErrConflict):
+		// Before ErrInvalid: a stored state that cannot be applied (a hand
+		// edit) is a conflict even when what is wrong with it is invalid.
+		return http.StatusConflict
 	case errors.Is(err, state.ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, state.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, state.ErrExists), errors.Is(err, state.ErrConflict):
-		return http.StatusConflict
 	default:
 		return http.StatusInternalServerError
 	}
@@ -211,8 +215,11 @@ func status(err error) int {
 // message is the text an error is reported with: the state's sentinel
 // words are kept ("not found: domain ..."), joined problems go on one line.
 func message(err error) string {
-	if errors.Is(err, state.ErrPersist) {
+	switch {
+	case errors.Is(err, state.ErrPersist):
 		return "could not save the configuration, nothing was changed: " + err.Error()
+	case errors.Is(err, state.ErrUnavailable):
+		return "the configuration store cannot be reached, nothing was changed: " + err.Error()
 	}
 	lines := strings.Split(err.Error(), "\n")
 	if len(lines) > maxProblems {

@@ -13,6 +13,7 @@ import (
 	"fronttier/internal/backend"
 	"fronttier/internal/config"
 	"fronttier/internal/state"
+	"fronttier/internal/store"
 )
 
 var etagRE = regexp.MustCompile(`^"[0-9a-f]{16}"$`)
@@ -120,7 +121,7 @@ func TestTwoOperators(t *testing.T) {
 	if err := config.Save(path, testConfig()); err != nil {
 		t.Fatal(err)
 	}
-	store, err := state.New(testConfig(), backend.NewRegistry(nil, nil), state.NewFile(path), slog.New(slog.DiscardHandler))
+	store, err := state.New(testConfig(), backend.NewRegistry(nil, nil), store.NewFile(path), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

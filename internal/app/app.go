@@ -35,6 +35,7 @@ import (
 	"fronttier/internal/proxy"
 	"fronttier/internal/server"
 	"fronttier/internal/state"
+	"fronttier/internal/store"
 )
 
 // Options is what the command line hands to Run.
@@ -64,7 +65,6 @@ type App struct {
 	certs    *certs.Manager
 	acme     *acme.Manager
 	store    *state.Store
-	file     *configFile // the configuration file, watched
 	proxy    *proxy.Handler
 	servers  []*listener
 }
@@ -144,12 +144,12 @@ func (s *listener) close() {
 // logs it, counts it and shows it in the API, and every other domain is
 // served (`fronttier validate` still fails on it).
 func Run(ctx context.Context, o Options) error {
-	file := state.NewFile(o.ConfigPath)
-	cfg, err := file.Load()
+	file := store.NewFile(o.ConfigPath)
+	snap, err := file.Load(ctx)
 	if err != nil {
 		return err
 	}
-	a, err := build(cfg, file, o)
+	a, err := build(snap, file, o)
 	if err != nil {
 		return err
 	}
@@ -157,11 +157,11 @@ func Run(ctx context.Context, o Options) error {
 	return a.serve(ctx)
 }
 
-// build creates every component for cfg, loaded from file, and binds the
+// build creates every component for snap, loaded from st, and binds the
 // listeners.
-func build(cfg *config.Config, file *state.File, o Options) (_ *App, err error) {
+func build(snap store.Snapshot, st store.Store, o Options) (_ *App, err error) {
 	a := &App{o: o}
-	a.file = &configFile{a: a, file: file}
+	cfg := snap.Config
 	l := cfg.Logging
 	rot := logging.Options{Level: l.Level, Format: l.Format, Output: l.Output, FilePath: l.FilePath,
 		MaxSizeMB: l.MaxSizeMB, MaxBackups: l.MaxBackups, MaxAgeDays: l.MaxAgeDays, Compress: l.Compress}
@@ -206,7 +206,7 @@ func build(cfg *config.Config, file *state.File, o Options) (_ *App, err error) 
 	if err := a.buildTLS(cfg); err != nil {
 		return nil, err
 	}
-	if a.store, err = state.New(cfg, a.reg, file, log); err != nil {
+	if a.store, err = state.NewAt(snap, a.reg, st, log); err != nil {
 		return nil, err
 	}
 	a.store.SetHooks(state.Hooks{
@@ -348,7 +348,7 @@ func (a *App) serve(ctx context.Context) error {
 	for _, r := range []interface{ Run(context.Context) }{a.checker, a.certs, a.acme} {
 		wg.Go(func() { r.Run(bg) })
 	}
-	wg.Go(func() { a.file.watch(bg) })
+	wg.Go(func() { a.follow(bg) })
 	defer func() {
 		stopBG()
 		wg.Wait()
@@ -361,7 +361,7 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-a.o.Reload:
-			a.file.reload(true)
+			a.reload()
 		case runErr = <-errc:
 			log.Error("listener failed, shutting down", "error", runErr)
 			break loop

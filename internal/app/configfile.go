@@ -2,73 +2,28 @@ package app
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"sync"
 
 	"fronttier/internal/config"
 	"fronttier/internal/logging"
-	"fronttier/internal/state"
 )
 
-// configFile watches the configuration file and puts its edits in force,
-// as SIGHUP does: an operator's hand edit is applied by itself (logged),
-// and one that cannot be applied is reported once, keeps the running
-// configuration, and makes the API refuse changes until it is fixed or
-// reverted (state.HandEditError), so that it is never overwritten.
-type configFile struct {
-	a    *App
-	file *state.File
+// follow puts in force the changes of the configuration's store made
+// behind this process's back (a hand edit of the file), until ctx ends:
+// see state.Store.Follow.
+func (a *App) follow(ctx context.Context) { a.store.Follow(ctx) }
 
-	mu      sync.Mutex // guards lastErr
-	lastErr string     // the last refusal logged, so a watcher repeats none
-}
-
-// watch applies the file's edits until ctx ends.
-func (cf *configFile) watch(ctx context.Context) {
-	cf.file.Watch(ctx, state.WatchOptions{Log: cf.a.log.Logger}, func() { cf.reload(false) })
-}
-
-// reload puts the file in force: always with force (SIGHUP), else when its
-// content changed since it was last written or applied.
-func (cf *configFile) reload(force bool) {
-	log := cf.a.log.Logger
-	_, cur, err := cf.a.store.ReloadSource(force)
-	if err == nil {
-		cf.remember("")
-		if cur == nil {
-			log.Debug("configuration file looked at: unchanged", "path", cf.file.Path())
-		}
-		return
+// reload re-reads the store (SIGHUP) and puts it in force; one that cannot
+// be put in force is refused and the running configuration stays.
+func (a *App) reload() {
+	if _, _, err := a.store.ReloadStore(context.Background()); err != nil {
+		a.log.Logger.Error("reload refused: keeping the running configuration", "error", err)
 	}
-	var he *state.HandEditError
-	if errors.As(err, &he) && he.Err != nil {
-		if he.Repeated && !force {
-			return
-		}
-		err = he.Err
-	}
-	if !cf.remember(err.Error()) && !force {
-		return
-	}
-	log.Error("reload refused: the configuration file cannot be applied, keeping the running configuration "+
-		"(API changes are refused until the file is fixed or reverted)", "path", cf.file.Path(), "error", err)
-}
-
-// remember records the last refusal and reports whether it is new.
-func (cf *configFile) remember(msg string) bool {
-	cf.mu.Lock()
-	defer cf.mu.Unlock()
-	if msg == cf.lastErr {
-		return false
-	}
-	cf.lastErr = msg
-	return true
 }
 
 // reloaded is the store's Reloaded hook: what lives outside the store
-// follows a configuration read from the file (log level, health checks),
-// and what only a restart applies is named.
+// follows a configuration read from it (log level, health checks), and
+// what only a restart applies is named.
 func (a *App) reloaded(old, cfg *config.Config) {
 	log := a.log.Logger
 	if lvl, err := logging.ParseLevel(cfg.Logging.Level); err == nil {

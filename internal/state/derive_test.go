@@ -18,7 +18,7 @@ import (
 // built from scratch for the same configuration.
 func TestDerivedTableMatchesRebuild(t *testing.T) {
 	t.Parallel()
-	s, err := New(bigConfig(50), backend.NewRegistry(nil, nil), nopPersister{}, logging.Discard())
+	s, err := New(bigConfig(50), backend.NewRegistry(nil, nil), &nopPersister{}, logging.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestDerivedTableMatchesRebuild(t *testing.T) {
 			id := fmt.Sprintf("b%05d", rng.IntN(50))
 			s.UpdateBackend(id, func(b *config.Backend) error { b.Tags = []string{tag}; return nil }, true)
 		}
-		fresh, err := New(s.Config(), backend.NewRegistry(nil, nil), nopPersister{}, logging.Discard())
+		fresh, err := New(s.Config(), backend.NewRegistry(nil, nil), &nopPersister{}, logging.Discard())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,22 +12,23 @@ import (
 	"fronttier/internal/backend"
 	"fronttier/internal/config"
 	"fronttier/internal/logging"
+	"fronttier/internal/store"
 )
 
 // fileStore writes baseConfig to a file and returns a store loaded from
 // it, as the app starts one.
-func fileStore(t *testing.T) (*Store, *File) {
+func fileStore(t *testing.T) (*Store, *store.File) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "config.toml")
 	if err := config.Save(path, baseConfig()); err != nil {
 		t.Fatal(err)
 	}
-	f := NewFile(path)
-	cfg, err := f.Load()
+	f := store.NewFile(path)
+	snap, err := f.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(cfg, backend.NewRegistry(nil, nil), f, logging.Discard())
+	s, err := NewAt(snap, backend.NewRegistry(nil, nil), f, logging.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,9 +96,8 @@ func TestBrokenHandEditRefusesAPIChange(t *testing.T) {
 			before := s.Config()
 			edited := editFile(t, f.Path(), tc.edit)
 			_, err := s.Switch("api.example.com", "a", false)
-			var he *HandEditError
-			if !errors.Is(err, ErrConflict) || !errors.As(err, &he) {
-				t.Fatalf("Switch over a broken hand edit: %v, want a HandEditError (409)", err)
+			if !errors.Is(err, ErrConflict) {
+				t.Fatalf("Switch over a broken hand edit: %v, want ErrConflict (409)", err)
 			}
 			if !strings.Contains(err.Error(), f.Path()) || !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(tc.want)) {
 				t.Errorf("error %q does not name the file and %q", err, tc.want)
@@ -112,85 +112,51 @@ func TestBrokenHandEditRefusesAPIChange(t *testing.T) {
 	}
 }
 
-// TestReloadSource: the watcher's reload applies a changed file once and
-// does nothing for an unchanged one; a reload that would leave a serving
-// domain with no backend is refused; SIGHUP (force) re-reads anyway.
-func TestReloadSource(t *testing.T) {
+// TestFollowAndReload: Follow applies a hand edit once it is made, and
+// refuses one that would leave a serving domain with no backend (the
+// configuration in force stays); ReloadStore (SIGHUP) reads the file
+// whether or not it changed.
+func TestFollowAndReload(t *testing.T) {
 	t.Parallel()
 	s, f := fileStore(t)
-	if old, cur, err := s.ReloadSource(false); old != nil || cur != nil || err != nil {
-		t.Fatalf("unchanged file: %v %v %v, want nothing", old, cur, err)
-	}
-	if _, cur, err := s.ReloadSource(true); err != nil || cur == nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Follow(ctx)
+	}()
+	defer func() { cancel(); <-done }()
+	if _, cur, err := s.ReloadStore(ctx); err != nil || cur == nil {
 		t.Fatalf("forced reload of an unchanged file: %v, %v", cur, err)
 	}
 	editFile(t, f.Path(), func(s string) string {
 		return strings.Replace(s, "enabled_backends_tag = 'b'", "enabled_backends_tag = 'a'", 1)
 	})
-	if _, cur, err := s.ReloadSource(false); err != nil || cur.Host("api.example.com").EnabledBackendsTag != "a" {
-		t.Fatalf("changed file: %v, %v", cur, err)
-	}
-	if _, cur, err := s.ReloadSource(false); cur != nil || err != nil {
-		t.Fatalf("the same file again: %v, %v; want nothing", cur, err)
-	}
+	waitFor(t, "the edit applied", func() bool {
+		return s.Config().Host("api.example.com").EnabledBackendsTag == "a"
+	})
 	before := s.Config()
 	editFile(t, f.Path(), func(s string) string {
 		return strings.Replace(s, "enabled_backends_tag = 'a'", "enabled_backends_tag = 'typo'", 1)
 	})
-	if _, _, err := s.ReloadSource(false); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), `tag "typo"`) {
-		t.Fatalf("reload to a tag with no backend: %v, want ErrConflict naming the tag", err)
+	// The refusal leaves nothing to wait for: a change made through the
+	// API afterwards finds the refused edit and is refused too.
+	if _, err := s.Switch("api.example.com", "b", false); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), `tag "typo"`) {
+		t.Fatalf("a change over a refused edit: %v, want ErrConflict naming the tag", err)
 	}
 	if s.Config() != before {
-		t.Error("a refused reload changed the configuration")
+		t.Error("a refused edit changed the configuration")
 	}
 }
 
-// TestWatchSeesEdits: File.Watch calls back after the file is rewritten in
-// place and after a rename over it (how editors and config management
-// replace files).
-func TestWatchSeesEdits(t *testing.T) {
-	t.Parallel()
-	_, f := fileStore(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	seen := make(chan string, 64) // the file's content at each callback
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f.Watch(ctx, WatchOptions{Settle: 10 * time.Millisecond, Every: time.Hour}, func() {
-			data, _ := os.ReadFile(f.Path())
-			select {
-			case seen <- string(data):
-			default:
-			}
-		})
-	}()
-	defer func() { cancel(); <-done }()
-	// The watch is set up asynchronously: keep writing until a callback
-	// sees this write's content, bounded.
-	await := func(what, content string, write func(string)) {
-		t.Helper()
-		deadline := time.After(10 * time.Second)
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		write(content)
-		for {
-			select {
-			case got := <-seen:
-				if got == content {
-					return
-				}
-			case <-tick.C:
-				write(content)
-			case <-deadline:
-				t.Fatalf("no callback after %s", what)
-			}
+// waitFor polls cond until it holds, failing after a bound.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
+		time.Sleep(5 * time.Millisecond) // polling, bounded
 	}
-	await("an in-place write", "# edited\n", func(c string) { os.WriteFile(f.Path(), []byte(c), 0o600) })
-	await("a rename over the file", "# renamed\n", func(c string) {
-		tmp := filepath.Join(filepath.Dir(f.Path()), "tmp")
-		os.WriteFile(tmp, []byte(c), 0o600)
-		os.Rename(tmp, f.Path())
-	})
 }

@@ -7,13 +7,14 @@ import (
 	"fronttier/internal/backend"
 	"fronttier/internal/config"
 	"fronttier/internal/logging"
+	"fronttier/internal/store"
 )
 
 func TestHooks(t *testing.T) {
 	t.Parallel()
 	cfg := config.Default()
 	cfg.Proxy.ListenAddrHTTP = "127.0.0.1:0"
-	s, err := New(cfg, backend.NewRegistry(nil, nil), NewFile(t.TempDir()+"/c.toml"), logging.Discard())
+	s, err := New(cfg, backend.NewRegistry(nil, nil), store.NewFile(t.TempDir()+"/c.toml"), logging.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}

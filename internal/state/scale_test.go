@@ -9,12 +9,12 @@ import (
 	"fronttier/internal/backend"
 	"fronttier/internal/config"
 	"fronttier/internal/logging"
+	"fronttier/internal/store"
+	"fronttier/internal/testutil"
 )
 
 // nopPersister accepts every change without writing it.
-type nopPersister struct{}
-
-func (nopPersister) Save(*config.Config) error { return nil }
+type nopPersister struct{ testutil.Persister }
 
 // bigConfig has n domains and n backends, ten backends per tag, each
 // domain on one of two tags so that switching has somewhere to go.
@@ -35,7 +35,7 @@ func bigConfig(n int) *config.Config {
 	return c
 }
 
-func benchSwitch(b *testing.B, p Persister) {
+func benchSwitch(b *testing.B, p store.Store) {
 	s, err := New(bigConfig(10000), backend.NewRegistry(nil, nil), p, logging.Discard())
 	if err != nil {
 		b.Fatal(err)
@@ -53,12 +53,12 @@ func benchSwitch(b *testing.B, p Persister) {
 // BenchmarkSwitch10k measures the proxy's own time for a switch with
 // 10,000 domains and backends loaded: validate, build and publish the new
 // route table (no disk).
-func BenchmarkSwitch10k(b *testing.B) { benchSwitch(b, nopPersister{}) }
+func BenchmarkSwitch10k(b *testing.B) { benchSwitch(b, &nopPersister{}) }
 
 // BenchmarkSwitch10kDurable is the whole API write: the same switch plus
 // the durable, atomic write-back of the 20,000-entry file.
 func BenchmarkSwitch10kDurable(b *testing.B) {
-	benchSwitch(b, NewFile(filepath.Join(b.TempDir(), "config.toml")))
+	benchSwitch(b, store.NewFile(filepath.Join(b.TempDir(), "config.toml")))
 }
 
 // BenchmarkMemory10k reports the heap held per domain+backend pair once
@@ -68,7 +68,7 @@ func BenchmarkMemory10k(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		s, err := New(bigConfig(10000), backend.NewRegistry(nil, nil), nopPersister{}, logging.Discard())
+		s, err := New(bigConfig(10000), backend.NewRegistry(nil, nil), &nopPersister{}, logging.Discard())
 		if err != nil {
 			b.Fatal(err)
 		}

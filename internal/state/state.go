@@ -1,10 +1,17 @@
-// Package state is the authoritative set of domains and backends. It applies
-// each change under one mutex: build the next configuration, validate it,
-// persist it durably, then publish a new route table with one atomic swap.
-// A change that fails any step changes nothing.
+// Package state is the authoritative set of domains and backends a node
+// serves. It applies each change under one mutex: build the next
+// configuration, validate it, write it to its store (store.Store: the
+// configuration file, or etcd for a fleet) with a compare-and-swap on the
+// revision it was built from, then publish a new route table with one
+// atomic swap. A change that fails any step changes nothing. A lost
+// compare-and-swap (the store changed meanwhile: a hand edit of the file,
+// another node) loads the newer state, puts it in force and builds the
+// change again on top of it, so no update is lost. Changes made elsewhere
+// arrive through Follow, by the same path.
 package state
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,11 +19,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"fronttier/internal/backend"
 	"fronttier/internal/balance"
 	"fronttier/internal/config"
 	"fronttier/internal/route"
+	"fronttier/internal/store"
 )
 
 // Errors a change can fail with; the API maps them to HTTP statuses.
@@ -26,30 +35,10 @@ var (
 	ErrExists   = errors.New("already exists") // 409
 	ErrConflict = errors.New("conflict")       // 409: refused to protect traffic
 	ErrPersist  = errors.New("persist")        // 500: nothing was changed
+	// ErrUnavailable: the store cannot be reached (etcd down); nothing was
+	// changed and nothing is acknowledged.
+	ErrUnavailable = errors.New("store unavailable") // 503
 )
-
-// Persister makes an accepted configuration durable. Save must not return
-// before the configuration would survive a crash.
-type Persister interface {
-	Save(c *config.Config) error
-}
-
-// Editable is a Persister whose content can change behind the store's
-// back: a configuration file edited by hand. Before each change the store
-// applies such an edit first (or refuses the change when the edit cannot
-// be applied), so that no edit is ever overwritten unseen.
-type Editable interface {
-	Persister
-	// Pending returns the configuration the source holds and its raw
-	// content when they differ from what was last saved or applied, or
-	// nothing; an error (wrapping ErrConflict) when the source changed
-	// and cannot be used.
-	Pending() (*config.Config, []byte, error)
-	// Read returns the configuration the source holds, changed or not.
-	Read() (*config.Config, []byte, error)
-	// Applied records that data, from Pending or Read, is in force.
-	Applied(data []byte)
-}
 
 // Hooks let other components take part in changes. Both run under the
 // store's lock, so calls are serialised and in the order of the changes.
@@ -63,10 +52,10 @@ type Hooks struct {
 	// domain is the only host that changed, or "" when anything may have
 	// (backends, a reload, the first call).
 	Published func(old, next *config.Config, domain string)
-	// Reloaded is told about each whole configuration read from the
-	// persister and put in force (a reload, or a hand edit applied before
-	// an API change), after Published: settings outside the store
-	// (log level, health checks) follow it.
+	// Reloaded is told about each configuration read from the store and
+	// put in force (a reload, a hand edit, another node's change), after
+	// Published: settings outside the store (log level, health checks)
+	// follow it.
 	Reloaded func(old, next *config.Config)
 }
 
@@ -74,11 +63,12 @@ type Hooks struct {
 // Reads (Config, Table) are lock-free atomic loads; changes are serialised
 // by mu.
 type Store struct {
-	log     *slog.Logger
-	persist Persister
-	reg     *backend.Registry
+	log *slog.Logger
+	st  store.Store
+	reg *backend.Registry
 
-	mu    sync.Mutex                // serialises changes; held across validate, persist, publish
+	mu    sync.Mutex                // serialises changes; held across validate, write, publish
+	rev   store.Revision            // guarded by mu: the store's revision of the configuration in force
 	hooks Hooks                     // guarded by mu
 	pools map[poolKey]*balance.Pool // guarded by mu: the pools of the table in force
 	cfg   atomic.Pointer[config.Config]
@@ -86,16 +76,28 @@ type Store struct {
 }
 
 // New returns a store serving cfg (which must be valid) and publishes its
-// route table. reg holds the live backends; persist receives every accepted
-// change.
-func New(cfg *config.Config, reg *backend.Registry, persist Persister, log *slog.Logger) (*Store, error) {
-	s := &Store{log: log, persist: persist, reg: reg}
-	c := cfg.Clone()
+// route table. reg holds the live backends; st receives every accepted
+// change. cfg's revision in st is unknown: the first change finds out.
+func New(cfg *config.Config, reg *backend.Registry, st store.Store, log *slog.Logger) (*Store, error) {
+	return NewAt(store.Snapshot{Config: cfg}, reg, st, log)
+}
+
+// NewAt is New for a snapshot loaded from st.
+func NewAt(snap store.Snapshot, reg *backend.Registry, st store.Store, log *slog.Logger) (*Store, error) {
+	s := &Store{log: log, st: st, reg: reg, rev: snap.Rev}
+	c := snap.Config.Clone()
 	c.Sort()
 	if err := s.publish(nil, c, scope{}); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Revision returns the store revision of the configuration in force.
+func (s *Store) Revision() store.Revision {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rev
 }
 
 // Config returns the configuration in force. It must not be modified.
@@ -135,63 +137,6 @@ func (s *Store) Reload(load func() (*config.Config, error)) (old, cur *config.Co
 		return nil, nil, err
 	}
 	return old, s.cfg.Load(), nil
-}
-
-// ReloadSource puts the persister's configuration in force (it must be
-// Editable): with force always (SIGHUP), else only when it changed since
-// it was last saved or applied (a file watcher). It returns the
-// configurations before and after, both nil when nothing changed; on error
-// nothing changed.
-func (s *Store) ReloadSource(force bool) (old, cur *config.Config, err error) {
-	ed, ok := s.persist.(Editable)
-	if !ok {
-		return nil, nil, errors.New("the configuration's store cannot be reloaded")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	read := ed.Pending
-	if force {
-		read = ed.Read
-	}
-	c, data, err := read()
-	if err != nil || c == nil {
-		return nil, nil, err
-	}
-	old = s.cfg.Load()
-	if err := s.replaceLocked(c); err != nil {
-		return nil, nil, err
-	}
-	ed.Applied(data)
-	return old, s.cfg.Load(), nil
-}
-
-// applyPendingLocked puts in force an edit of the persister's content
-// that was not applied yet, before a change is made on top of it; an edit
-// that cannot be applied refuses the change (ErrConflict), so that it is
-// never overwritten.
-func (s *Store) applyPendingLocked() error {
-	ed, ok := s.persist.(Editable)
-	if !ok {
-		return nil
-	}
-	c, data, err := ed.Pending()
-	if err != nil || c == nil {
-		return err
-	}
-	if err := s.replaceLocked(c); err != nil {
-		var he *HandEditError
-		if errors.As(err, &he) {
-			return err
-		}
-		path := "the configuration file"
-		if f, ok := ed.(*File); ok {
-			path = f.Path()
-		}
-		return &HandEditError{Path: path, Err: err}
-	}
-	ed.Applied(data)
-	s.log.Info("configuration file changed on disk: applied before the API change", "domains", len(c.VirtualHosts), "backends", len(c.Backends))
-	return nil
 }
 
 // replaceLocked puts a whole configuration in force: validated, checked
@@ -240,43 +185,87 @@ type scope struct {
 func (s *Store) commit(sc scope, change func(c *config.Config) error, guard func(old, next *config.Config) error) (*config.Config, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.applyPendingLocked(); err != nil {
-		return nil, err
-	}
-	old := s.cfg.Load()
-	var next *config.Config
-	if sc.domain != "" {
-		n := *old // backends are untouched by a domain change: share them
-		n.VirtualHosts = slices.Clone(old.VirtualHosts)
-		next = &n
-	} else {
-		next = old.CloneShallow()
-	}
-	if err := change(next); err != nil {
-		return nil, err
-	}
-	if err := next.ValidateShared(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if guard != nil {
-		if err := guard(old, next); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	for try := 1; ; try++ {
+		old := s.cfg.Load()
+		var next *config.Config
+		if sc.domain != "" {
+			n := *old // backends are untouched by a domain change: share them
+			n.VirtualHosts = slices.Clone(old.VirtualHosts)
+			next = &n
+		} else {
+			next = old.CloneShallow()
+		}
+		if err := change(next); err != nil {
 			return nil, err
 		}
-	}
-	if s.hooks.Check != nil {
-		if err := s.hooks.Check(old, next); err != nil {
+		if err := next.ValidateShared(); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
+		if guard != nil {
+			if err := guard(old, next); err != nil {
+				return nil, err
+			}
+		}
+		if s.hooks.Check != nil {
+			if err := s.hooks.Check(old, next); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+			}
+		}
+		rev, err := s.st.CompareAndSwap(ctx, store.Snapshot{Config: old, Rev: s.rev}, next)
+		switch {
+		case err == nil:
+			s.rev = rev
+			if err := s.publish(old, next, sc); err != nil {
+				// The store holds next, which validated; building its
+				// table cannot fail for a valid configuration.
+				return nil, fmt.Errorf("publish: %w", err)
+			}
+			return next, nil
+		case errors.Is(err, store.ErrStale) && try < maxTries:
+			// Changed meanwhile (a hand edit, another node): put that in
+			// force, then build the change again on top of it.
+			if err := s.catchUpLocked(ctx); err != nil {
+				return nil, err
+			}
+		case errors.Is(err, store.ErrStale):
+			return nil, fmt.Errorf("%w: the stored configuration kept changing; try again: %w", ErrConflict, err)
+		case errors.Is(err, store.ErrUnavailable):
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		default:
+			return nil, fmt.Errorf("%w: %w", ErrPersist, err)
+		}
 	}
-	if err := s.persist.Save(next); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrPersist, err)
+}
+
+// writeTimeout bounds one change's writes to the store; maxTries bounds
+// how often a change is built again after losing a compare-and-swap.
+const (
+	writeTimeout = 10 * time.Second
+	maxTries     = 8
+)
+
+// catchUpLocked loads the store's newer state and puts it in force before
+// a change is built again. A state that cannot be put in force (a hand
+// edit that does not load, or that would take a serving domain off the
+// air) refuses the change: ErrConflict, naming the problem, and nothing is
+// written over it.
+func (s *Store) catchUpLocked(ctx context.Context) error {
+	snap, err := s.st.Load(ctx)
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrConflict, err)
 	}
-	if err := s.publish(old, next, sc); err != nil {
-		// The file holds next, which validated; building its table cannot
-		// fail for a valid configuration, so this is a programming error.
-		return nil, fmt.Errorf("publish: %w", err)
+	if err := s.replaceLocked(snap.Config); err != nil {
+		return fmt.Errorf("%w: %s changed (revision %d) and the change cannot be applied, so nothing is written over it: %w",
+			ErrConflict, store.Describe(s.st), snap.Rev, err)
 	}
-	return next, nil
+	s.rev = snap.Rev
+	s.log.Info("stored configuration changed meanwhile (a hand edit, or another node): applied before this change", "revision", snap.Rev)
+	return nil
 }
 
 // tagIndex maps each tag to the indexes of the backends carrying it, in

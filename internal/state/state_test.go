@@ -13,6 +13,7 @@ import (
 	"fronttier/internal/backend"
 	"fronttier/internal/config"
 	"fronttier/internal/route"
+	"fronttier/internal/store"
 
 	"fronttier/internal/testutil"
 )
@@ -995,7 +996,7 @@ func TestFilePersister(t *testing.T) {
 	t.Parallel()
 	path := t.TempDir() + "/config.toml"
 	reg := backend.NewRegistry(nil, nil)
-	s, err := New(baseConfig(), reg, NewFile(path), slog.New(slog.DiscardHandler))
+	s, err := New(baseConfig(), reg, store.NewFile(path), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"fronttier/internal/config"
+	"fronttier/internal/store"
 	"io"
 	"math/big"
 	"net"
@@ -110,26 +111,51 @@ func Serial(t testing.TB) *big.Int {
 	return n.Add(n, big.NewInt(1))
 }
 
-// Persister stands in for the configuration file behind a state.Store: it
-// keeps the last configuration saved, counts the saves, and fails them
-// with the error set by SetErr.
+// Persister stands in for the store behind a state.Store (a
+// store.Store): it keeps the last configuration written, counts the
+// writes, and fails them with the error set by SetErr. It never reports
+// a stale revision nor a change made elsewhere.
 type Persister struct {
 	mu    sync.Mutex
 	err   error
 	calls int
 	last  *config.Config
+	rev   store.Revision
 }
 
-// Save records a copy of c, or fails with the error set.
-func (p *Persister) Save(c *config.Config) error {
+var _ store.Store = (*Persister)(nil)
+
+// CompareAndSwap records a copy of next, or fails with the error set.
+func (p *Persister) CompareAndSwap(_ context.Context, _ store.Snapshot, next *config.Config) (store.Revision, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls++
 	if p.err != nil {
-		return p.err
+		return 0, p.err
 	}
-	p.last = c.Clone()
-	return nil
+	p.last = next.Clone()
+	p.rev++
+	return p.rev, nil
+}
+
+// Load returns the last configuration written, or store.ErrEmpty.
+func (p *Persister) Load(context.Context) (store.Snapshot, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last == nil {
+		return store.Snapshot{}, store.ErrEmpty
+	}
+	return store.Snapshot{Config: p.last, Rev: p.rev}, nil
+}
+
+// Watch reports nothing: nobody else writes.
+func (p *Persister) Watch(ctx context.Context, _ store.Revision) <-chan store.Update {
+	ch := make(chan store.Update)
+	go func() {
+		<-ctx.Done()
+		close(ch)
+	}()
+	return ch
 }
 
 // SetErr makes the following saves fail with err (nil: succeed).

@@ -46,7 +46,7 @@ func TestHandEditsAreNeverLost(t *testing.T) {
 		{"syntax error", c.String() + "\n[[virtual_hosts]\n", "toml"},
 		{"tag typo", typo.String(), `tag "aa"`},
 	} {
-		edit(bad.content, "reload refused")
+		edit(bad.content, "the stored configuration changed")
 		if id := p.backendOf(t, "old.example.com"); id != "a1" {
 			t.Errorf("%s: old.example.com went to %q, want a1 still", bad.name, id)
 		}

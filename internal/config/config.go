@@ -15,12 +15,15 @@ import (
 // Config is the whole configuration file. The zero value is not useful; start
 // from Default or Load.
 type Config struct {
-	Proxy        Proxy         `toml:"proxy"`
-	LetsEncrypt  LetsEncrypt   `toml:"lets_encrypt"`
-	Logging      Logging       `toml:"logging"`
-	Metrics      Metrics       `toml:"metrics"`
-	HealthCheck  HealthCheck   `toml:"health_check"`
-	Debug        Debug         `toml:"debug"`
+	Proxy       Proxy       `toml:"proxy"`
+	LetsEncrypt LetsEncrypt `toml:"lets_encrypt"`
+	Logging     Logging     `toml:"logging"`
+	Metrics     Metrics     `toml:"metrics"`
+	HealthCheck HealthCheck `toml:"health_check"`
+	Debug       Debug       `toml:"debug"`
+	// Cluster, when set, makes this node one of a fleet sharing its
+	// routing state; nil means a single node whose file is the store.
+	Cluster      *Cluster      `toml:"cluster,omitempty"`
 	VirtualHosts []VirtualHost `toml:"virtual_hosts"`
 	Backends     []Backend     `toml:"backends"`
 }
@@ -164,6 +167,43 @@ type Metrics struct {
 	ListenAddr string `toml:"listen_addr"`
 }
 
+// Cluster configures where the routing state lives: this file (store =
+// "file", the default: one node) or etcd, shared by a fleet of nodes
+// (store = "etcd"). With etcd, the fleet shares [health_check],
+// [[virtual_hosts]] and [[backends]] (this file's seed the store once,
+// when it is empty); every other section stays this node's own.
+type Cluster struct {
+	Store         string   `toml:"store"`          // "file" (default) or "etcd"
+	EtcdEndpoints []string `toml:"etcd_endpoints"` // host:port of etcd members
+	// EtcdPrefix is where every key lives; default "/fronttier". Fleets
+	// sharing one etcd cluster need prefixes of their own.
+	EtcdPrefix string `toml:"etcd_prefix"`
+	// NodeName identifies this node in the fleet; default the host name.
+	NodeName string `toml:"node_name"`
+	// TLS to etcd (a CA to verify its members, and a client certificate
+	// if they ask for one) and authentication.
+	EtcdCAFile       string `toml:"etcd_ca_file,omitempty"`
+	EtcdCertFile     string `toml:"etcd_cert_file,omitempty"`
+	EtcdKeyFile      string `toml:"etcd_key_file,omitempty"`
+	EtcdUsername     string `toml:"etcd_username,omitempty"`
+	EtcdPasswordFile string `toml:"etcd_password_file,omitempty"`
+	// SnapshotPath is this node's last-known-good copy of the fleet's
+	// state, from which it starts and serves when etcd cannot be reached;
+	// default: beside this file, "<file>.fleet-snapshot".
+	SnapshotPath string `toml:"snapshot_path,omitempty"`
+	// EtcdDialTimeoutSecs bounds each attempt to reach etcd; default 5.
+	EtcdDialTimeoutSecs int `toml:"etcd_dial_timeout_secs"`
+}
+
+// Cluster store kinds.
+const (
+	StoreFile = "file"
+	StoreEtcd = "etcd"
+)
+
+// Fleet reports whether the node shares its state through etcd.
+func (c *Config) Fleet() bool { return c.Cluster != nil && c.Cluster.Store == StoreEtcd }
+
 // Debug configures diagnostics that are off by default.
 type Debug struct {
 	// PprofAddr, when set, serves Go's profiler (/debug/pprof/) on its own
@@ -297,6 +337,11 @@ func Default() *Config {
 // touching the configuration in use.
 func (c *Config) Clone() *Config {
 	n := *c
+	if c.Cluster != nil {
+		cl := *c.Cluster
+		cl.EtcdEndpoints = slices.Clone(c.Cluster.EtcdEndpoints)
+		n.Cluster = &cl
+	}
 	n.VirtualHosts = make([]VirtualHost, len(c.VirtualHosts))
 	for i, v := range c.VirtualHosts {
 		n.VirtualHosts[i] = v.Clone()

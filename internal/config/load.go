@@ -122,6 +122,20 @@ func (c *Config) defaultListeners(data []byte) {
 // normalise puts names in canonical form: domains lower-case without a
 // trailing dot.
 func (c *Config) normalise() {
+	if cl := c.Cluster; cl != nil {
+		if cl.Store == "" {
+			cl.Store = StoreFile
+		}
+		if cl.EtcdPrefix == "" {
+			cl.EtcdPrefix = "/fronttier"
+		}
+		if cl.NodeName == "" {
+			cl.NodeName, _ = os.Hostname()
+		}
+		if cl.EtcdDialTimeoutSecs == 0 {
+			cl.EtcdDialTimeoutSecs = 5
+		}
+	}
 	for i := range c.VirtualHosts {
 		c.VirtualHosts[i].Domain = NormaliseDomain(c.VirtualHosts[i].Domain)
 	}

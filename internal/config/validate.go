@@ -60,6 +60,36 @@ func (c *Config) validateShared(v *validator) {
 	if c.Metrics.Enabled {
 		v.check("metrics.listen_addr", CheckListenAddr(c.Metrics.ListenAddr))
 	}
+	if c.Cluster != nil {
+		c.validateCluster(v)
+	}
+}
+
+func (c *Config) validateCluster(v *validator) {
+	cl := c.Cluster
+	v.oneOf("cluster.store", cl.Store, StoreFile, StoreEtcd)
+	if cl.Store != StoreEtcd {
+		return
+	}
+	if len(cl.EtcdEndpoints) == 0 {
+		v.add("cluster.etcd_endpoints", errors.New("at least one etcd member (host:port) is required with store = \"etcd\""))
+	}
+	for i, e := range cl.EtcdEndpoints {
+		v.check(fmt.Sprintf("cluster.etcd_endpoints[%d]", i), CheckHostPort(e))
+	}
+	if !strings.HasPrefix(cl.EtcdPrefix, "/") || strings.HasSuffix(cl.EtcdPrefix, "/") || strings.Contains(cl.EtcdPrefix, "//") {
+		v.add("cluster.etcd_prefix", fmt.Errorf("%q must start with / and not end with one", cl.EtcdPrefix))
+	}
+	if err := CheckID(cl.NodeName); err != nil {
+		v.add("cluster.node_name", err)
+	}
+	if (cl.EtcdCertFile == "") != (cl.EtcdKeyFile == "") {
+		v.add("cluster.etcd_key_file", errors.New("etcd_cert_file and etcd_key_file go together"))
+	}
+	if (cl.EtcdUsername == "") != (cl.EtcdPasswordFile == "") {
+		v.add("cluster.etcd_password_file", errors.New("etcd_username and etcd_password_file go together"))
+	}
+	v.min("cluster.etcd_dial_timeout_secs", cl.EtcdDialTimeoutSecs, 1)
 }
 
 func (c *Config) validateProxy(v *validator) {

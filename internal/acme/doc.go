@@ -49,8 +49,26 @@
 //
 // Run owns one goroutine per managed domain, each with a context derived from
 // Run's; removing a domain in Sync cancels its context, which aborts an order
-// in flight and ends its renewal checks. At most a few orders run at once, so
-// a configuration with hundreds of new domains does not flood the CA.
+// in flight and ends its renewal checks.
+//
+// # Fairness and rate limits
+//
+// Each domain orders on its own: nothing is held while the CA validates, so
+// a domain whose validation hangs (its name points elsewhere, a firewall
+// drops the CA) delays no other, and a failing domain backs off on its own
+// schedule. The one shared limit is a token bucket on the newOrder requests
+// sent to the CA, counted at the HTTP transport so that the further orders
+// acmez makes within one attempt (the other challenge type after a failed
+// validation) count too: 300 at once, then one every 36 seconds, which is
+// Let's Encrypt's "new orders per account" limit (300 per 3 hours). An
+// attempt takes its token before its order timeout starts, so waiting for
+// the limit never makes an order time out. Let's Encrypt's other limits are
+// per name: renewal happens once per certificate, which keeps the
+// certificates-per-domain and duplicate-certificate limits; a name that
+// keeps failing validation can reach the failed-validations limit (5 per
+// hostname per hour), after which the CA refuses its orders (rateLimited)
+// until it refills: more failures for that name only, whose backoff grows
+// to an hour.
 //
 // # Cache
 //

@@ -92,7 +92,7 @@ func (m *Manager) step(ctx context.Context, d *domain) time.Time {
 	if cur == nil {
 		return m.attempt(ctx, d, nil, opIssue)
 	}
-	if !now.Before(cur.leaf.NotAfter) {
+	if !cur.validAt(now) {
 		return m.attempt(ctx, d, cur, opRenew)
 	}
 	cur = m.refreshARI(ctx, d, cur, forced, now)
@@ -113,15 +113,15 @@ func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op s
 		log.Info("Renewing certificate", "expires_at", cur.leaf.NotAfter, "serial", cur.serial())
 	}
 
-	select {
-	case m.orders <- struct{}{}:
-	case <-ctx.Done():
+	// Wait for the order rate limit before the order's timeout starts.
+	if err := m.limit.wait(ctx); err != nil {
 		return time.Time{}
 	}
-	octx, cancel := context.WithTimeout(ctx, m.orderTimeout)
+	octx, giveBack := withToken(ctx, m.limit)
+	octx, cancel := context.WithTimeout(octx, m.orderTimeout)
 	issued, err := m.obtain(octx, d, cur)
 	cancel()
-	<-m.orders
+	giveBack()
 	if ctx.Err() != nil {
 		return time.Time{} // removed or stopped: neither success nor failure
 	}

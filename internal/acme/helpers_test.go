@@ -215,3 +215,10 @@ func (tm *testManager) domainState(name string) *domain {
 	defer tm.mu.Unlock()
 	return tm.domains[name]
 }
+
+// setClock makes c the clock of tm's schedule and order rate limit; call
+// it before Sync.
+func (tm *testManager) setClock(c clock) {
+	tm.clock = c
+	tm.limit.clock = c
+}

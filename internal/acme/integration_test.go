@@ -196,7 +196,8 @@ func TestFailureKeepsValidCertificate(t *testing.T) {
 	env.setA(t, bad, "127.0.0.2")
 	tm := newTestManager(t, env, nil)
 	fc := newFakeClock(time.Now())
-	tm.clock, tm.ari = fc, false
+	tm.setClock(fc)
+	tm.ari = false
 	tm.Sync([]string{good, bad})
 	tm.run(t)
 
@@ -256,7 +257,8 @@ func TestRemovedDomainStopsRenewal(t *testing.T) {
 	env := startPebble(t, pebbleOptions{})
 	tm := newTestManager(t, env, nil)
 	fc := newFakeClock(time.Now())
-	tm.clock, tm.ari = fc, false
+	tm.setClock(fc)
+	tm.ari = false
 	const name, other = "gone.example.test", "stay.example.test"
 	tm.Sync([]string{name, other})
 	tm.run(t)

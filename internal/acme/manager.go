@@ -52,7 +52,6 @@ const (
 	defaultRetryMax     = time.Hour
 	defaultOrderTimeout = 10 * time.Minute
 	defaultARITimeout   = 30 * time.Second
-	maxConcurrentOrders = 4
 	httpTimeout         = 30 * time.Second
 )
 
@@ -122,11 +121,12 @@ type Manager struct {
 	transport    *http.Transport
 	chal         *challenges
 	metrics      *metrics
-	orders       chan struct{} // semaphore bounding concurrent orders
+	limit        *orderLimiter // new orders sent to the CA
+	gate         *orderGate    // the ACME client's transport
 	acct         accountCache
 
 	// clock is the time of the schedule (see clock); fixed before Sync and
-	// Run, so tests can set a fake one.
+	// Run, so tests can set a fake one (with setClock).
 	clock clock
 
 	// Tunables, fixed before Run; unexported so tests can shorten them.
@@ -198,6 +198,8 @@ func New(o Options) (*Manager, error) {
 	}
 
 	chal := newChallenges()
+	limit := newOrderLimiter(systemClock{}, defaultOrderEvery, defaultOrderBurst)
+	gate := &orderGate{next: transport, limit: limit}
 	m := &Manager{
 		directory:    o.DirectoryURL,
 		email:        o.Email,
@@ -209,7 +211,8 @@ func New(o Options) (*Manager, error) {
 		transport:    transport,
 		chal:         chal,
 		metrics:      met,
-		orders:       make(chan struct{}, maxConcurrentOrders),
+		limit:        limit,
+		gate:         gate,
 		acct:         accountCache{lock: make(chan struct{}, 1)},
 		clock:        systemClock{},
 		retryBase:    defaultRetryBase,
@@ -222,7 +225,7 @@ func New(o Options) (*Manager, error) {
 	m.client = &acmez.Client{
 		Client: &acmeproto.Client{
 			Directory:  o.DirectoryURL,
-			HTTPClient: &http.Client{Transport: transport, Timeout: httpTimeout},
+			HTTPClient: &http.Client{Transport: gate, Timeout: httpTimeout},
 			UserAgent:  "fronttier",
 			Logger:     log,
 		},

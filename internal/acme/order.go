@@ -90,6 +90,11 @@ type issuedCert struct {
 // the certificate being replaced; it is named in the order (ARI "replaces")
 // except on every other retry, in case the CA rejects the reference.
 func (m *Manager) obtain(ctx context.Context, d *domain, cur *certificate) (*issuedCert, error) {
+	dir, err := m.client.GetDirectory(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("obtain certificate for %s: %w", d.name, err)
+	}
+	m.gate.newOrder.CompareAndSwap(nil, &dir.NewOrder)
 	acct, err := m.account(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("obtain certificate for %s: %w", d.name, err)

@@ -347,9 +347,11 @@ func (e *pebbleEnv) root(t *testing.T, no int) *x509.Certificate {
 	return root
 }
 
-// setA makes Pebble's DNS answer host with addrs.
+// setA makes Pebble's DNS answer host with addrs (replacing what it
+// answered before).
 func (e *pebbleEnv) setA(t *testing.T, host string, addrs ...string) {
 	t.Helper()
+	e.post(t, e.dnsMgmtURL+"/clear-a", map[string]any{"host": host})
 	e.post(t, e.dnsMgmtURL+"/add-a", map[string]any{"host": host, "addresses": addrs})
 }
 

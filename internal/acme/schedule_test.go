@@ -56,7 +56,8 @@ func TestRenewalWakesAtOneThirdOfLifetime(t *testing.T) {
 	env := startPebble(t, pebbleOptions{validity: 24 * time.Hour})
 	tm := newTestManager(t, env, nil)
 	fc := newFakeClock(time.Now())
-	tm.clock, tm.ari = fc, false
+	tm.setClock(fc)
+	tm.ari = false
 	tm.retryBase = time.Hour
 	const name = "third.example.test"
 	tm.Sync([]string{name})
@@ -109,7 +110,7 @@ func TestRenewalWakesAtARISelectedTime(t *testing.T) {
 	env := startPebble(t, pebbleOptions{validity: 24 * time.Hour})
 	tm := newTestManager(t, env, nil)
 	fc := newFakeClock(time.Now())
-	tm.clock = fc
+	tm.setClock(fc)
 	const name = "ari-window.example.test"
 	tm.Sync([]string{name})
 	tm.run(t)
@@ -157,7 +158,8 @@ func TestFailingRenewalRetriesBeforeExpiry(t *testing.T) {
 	fc := newFakeClock(time.Now())
 	api := certs.New(certs.Options{Now: fc.now})
 	tm := newTestManager(t, env, func(o *Options) { o.Installer = teeInstaller{o.Installer, api} })
-	tm.clock, tm.ari = fc, false
+	tm.setClock(fc)
+	tm.ari = false
 	tm.retryBase, tm.retryMax = time.Hour, 24*time.Hour
 	const name = "retry.example.test"
 	api.Sync([]certs.Host{{Domain: name, Source: certs.SourceLetsEncrypt}})

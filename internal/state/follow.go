@@ -45,7 +45,7 @@ func (s *Store) apply(u store.Update) {
 			"revision", u.Rev, "error", err)
 		return
 	}
-	s.rev = u.Rev
+	s.setRevLocked(u.Rev)
 	s.log.Debug("stored configuration applied", "revision", u.Rev, "domains", u.Domains, "backends", u.Backends, "full", u.Full)
 }
 
@@ -96,6 +96,6 @@ func (s *Store) ReloadStore(ctx context.Context) (old, cur *config.Config, err e
 	if err := s.replaceLocked(snap.Config); err != nil {
 		return nil, nil, err
 	}
-	s.rev = snap.Rev
+	s.setRevLocked(snap.Rev)
 	return old, s.cfg.Load(), nil
 }

@@ -52,6 +52,13 @@ type Hooks struct {
 	// domain is the only host that changed, or "" when anything may have
 	// (backends, a reload, the first call).
 	Published func(old, next *config.Config, domain string)
+	// Applied is told the store revision of each configuration put in
+	// force (after Published), for the fleet to know how far each node
+	// is.
+	Applied func(rev store.Revision)
+	// Retried is told each time a change lost its compare-and-swap and
+	// was built again on a newer state.
+	Retried func()
 	// Reloaded is told about each configuration read from the store and
 	// put in force (a reload, a hand edit, another node's change), after
 	// Published: settings outside the store (log level, health checks)
@@ -67,12 +74,13 @@ type Store struct {
 	st  store.Store
 	reg *backend.Registry
 
-	mu    sync.Mutex                // serialises changes; held across validate, write, publish
-	rev   store.Revision            // guarded by mu: the store's revision of the configuration in force
-	hooks Hooks                     // guarded by mu
-	pools map[poolKey]*balance.Pool // guarded by mu: the pools of the table in force
-	cfg   atomic.Pointer[config.Config]
-	table atomic.Pointer[route.Table]
+	mu           sync.Mutex                // serialises changes; held across validate, write, publish
+	rev          store.Revision            // guarded by mu: the store's revision of the configuration in force
+	writeTimeout time.Duration             // guarded by mu; 0 = defaultWriteTimeout
+	hooks        Hooks                     // guarded by mu
+	pools        map[poolKey]*balance.Pool // guarded by mu: the pools of the table in force
+	cfg          atomic.Pointer[config.Config]
+	table        atomic.Pointer[route.Table]
 }
 
 // New returns a store serving cfg (which must be valid) and publishes its
@@ -91,6 +99,23 @@ func NewAt(snap store.Snapshot, reg *backend.Registry, st store.Store, log *slog
 		return nil, err
 	}
 	return s, nil
+}
+
+// setRevLocked records the revision of the configuration in force.
+func (s *Store) setRevLocked(rev store.Revision) {
+	s.rev = rev
+	if s.hooks.Applied != nil {
+		s.hooks.Applied(rev)
+	}
+}
+
+// SetWriteTimeout bounds each change's writes to the store (default 10s):
+// with etcd, how long an API write waits for an unreachable store before
+// answering 503. Call it before the store is used.
+func (s *Store) SetWriteTimeout(d time.Duration) {
+	s.mu.Lock()
+	s.writeTimeout = d
+	s.mu.Unlock()
 }
 
 // Revision returns the store revision of the configuration in force.
@@ -185,7 +210,11 @@ type scope struct {
 func (s *Store) commit(sc scope, change func(c *config.Config) error, guard func(old, next *config.Config) error) (*config.Config, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	wt := s.writeTimeout
+	if wt <= 0 {
+		wt = defaultWriteTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wt)
 	defer cancel()
 	for try := 1; ; try++ {
 		old := s.cfg.Load()
@@ -216,7 +245,7 @@ func (s *Store) commit(sc scope, change func(c *config.Config) error, guard func
 		rev, err := s.st.CompareAndSwap(ctx, store.Snapshot{Config: old, Rev: s.rev}, next)
 		switch {
 		case err == nil:
-			s.rev = rev
+			s.setRevLocked(rev)
 			if err := s.publish(old, next, sc); err != nil {
 				// The store holds next, which validated; building its
 				// table cannot fail for a valid configuration.
@@ -226,6 +255,9 @@ func (s *Store) commit(sc scope, change func(c *config.Config) error, guard func
 		case errors.Is(err, store.ErrStale) && try < maxTries:
 			// Changed meanwhile (a hand edit, another node): put that in
 			// force, then build the change again on top of it.
+			if s.hooks.Retried != nil {
+				s.hooks.Retried()
+			}
 			if err := s.catchUpLocked(ctx); err != nil {
 				return nil, err
 			}
@@ -239,11 +271,12 @@ func (s *Store) commit(sc scope, change func(c *config.Config) error, guard func
 	}
 }
 
-// writeTimeout bounds one change's writes to the store; maxTries bounds
-// how often a change is built again after losing a compare-and-swap.
+// defaultWriteTimeout bounds one change's writes to the store; maxTries
+// bounds how often a change is built again after losing a
+// compare-and-swap.
 const (
-	writeTimeout = 10 * time.Second
-	maxTries     = 8
+	defaultWriteTimeout = 10 * time.Second
+	maxTries            = 8
 )
 
 // catchUpLocked loads the store's newer state and puts it in force before
@@ -263,7 +296,7 @@ func (s *Store) catchUpLocked(ctx context.Context) error {
 		return fmt.Errorf("%w: %s changed (revision %d) and the change cannot be applied, so nothing is written over it: %w",
 			ErrConflict, store.Describe(s.st), snap.Rev, err)
 	}
-	s.rev = snap.Rev
+	s.setRevLocked(snap.Rev)
 	s.log.Info("stored configuration changed meanwhile (a hand edit, or another node): applied before this change", "revision", snap.Rev)
 	return nil
 }

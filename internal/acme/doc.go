@@ -70,18 +70,36 @@
 // until it refills: more failures for that name only, whose backoff grows
 // to an hour.
 //
+// # Orders
+//
+// Every order uses a new P-256 key. Options.Profile names the certificate
+// profile to order (draft-ietf-acme-profiles) when the CA's directory offers
+// it, else the CA's default is ordered and a warning logged once. When the
+// CA offers alternate chains (RFC 8555 §7.4.2 "alternate" links),
+// Options.PreferredChain picks the first chain holding a certificate with
+// that common name or ending at a root of that name; with no match the CA's
+// default chain is served and a warning logged. A renewal names the
+// certificate it replaces (ARI "replaces") when the CA has renewal
+// information for it.
+//
 // # Cache
 //
-// CacheDir holds, per CA (a directory named after the ACME directory URL, so
-// that staging and production certificates never mix):
+// CacheDir holds, per CA (<ca> is the ACME directory URL's host and path
+// with other characters than [A-Za-z0-9._@+-] replaced by "-", e.g.
+// acme-v02.api.letsencrypt.org-directory, so that staging and production
+// certificates never mix):
 //
 //	accounts/<ca>/<email or "default">/account.json   account URL and status
-//	accounts/<ca>/<email or "default">/account.key    account key (PKCS #8)
-//	certificates/<ca>/<domain>/<domain>.crt            full chain, leaf first
-//	certificates/<ca>/<domain>/<domain>.key            private key (PKCS #8)
-//	certificates/<ca>/<domain>/<domain>.json           metadata, ARI window
+//	accounts/<ca>/<email or "default">/account.key    account key (PKCS #8 PEM)
+//	certificates/<ca>/<domain>/<domain>.crt            served chain, leaf first (PEM)
+//	certificates/<ca>/<domain>/<domain>.key            private key (PKCS #8 PEM)
+//	certificates/<ca>/<domain>/<domain>.json           metadata: serial, expiry, order URL, ARI window
 //
-// Files are written atomically with mode 0600; directories are created 0700.
+// The email is lower-cased. Files are written atomically with mode 0600;
+// directories are created 0700, on the first write (a proxy without ACME
+// domains leaves no trace). A certificate is loaded from the cache at
+// start when it covers the domain and has not expired; otherwise a new one
+// is ordered. Removing a domain keeps its files.
 // The store assumes one fronttier process per CacheDir; a fleet will share
 // certificates through another implementation of the store interface.
 package acme

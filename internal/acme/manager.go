@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mholt/acmez/v3"
@@ -99,6 +100,16 @@ type Options struct {
 	// earlier when the CA's renewal information (ARI) suggests so; zero
 	// means DefaultRenewBefore (30 days).
 	RenewBefore time.Duration
+	// PreferredChain is the common name of a root or intermediate CA: when
+	// the CA offers several chains for a certificate, the first one that
+	// holds a certificate of that name or ends at a root of that name is
+	// served and cached. "" or no match means the CA's default chain.
+	PreferredChain string
+	// Profile is the certificate profile to order (draft-ietf-acme-profiles,
+	// e.g. Let's Encrypt's "tlsserver" or "shortlived") when the CA's
+	// directory offers it; otherwise, and when "", the CA's default is
+	// ordered (a profile the CA does not offer is logged once).
+	Profile string
 	// Installer receives certificates and statuses. Required.
 	Installer Installer
 	// Log receives the package's records, with component=acme; nil discards.
@@ -112,6 +123,8 @@ type Options struct {
 type Manager struct {
 	directory    string
 	email        string
+	chainName    string // Options.PreferredChain
+	profile      string // Options.Profile
 	renewalCheck time.Duration
 	renewBefore  time.Duration
 	inst         Installer
@@ -124,6 +137,9 @@ type Manager struct {
 	limit        *orderLimiter // new orders sent to the CA
 	gate         *orderGate    // the ACME client's transport
 	acct         accountCache
+	// noProfile is set once the CA was found not to offer profile, so that
+	// this is logged once.
+	noProfile atomic.Bool
 
 	// clock is the time of the schedule (see clock); fixed before Sync and
 	// Run, so tests can set a fake one (with setClock).
@@ -203,6 +219,8 @@ func New(o Options) (*Manager, error) {
 	m := &Manager{
 		directory:    o.DirectoryURL,
 		email:        o.Email,
+		chainName:    o.PreferredChain,
+		profile:      o.Profile,
 		renewalCheck: o.RenewalCheck,
 		renewBefore:  o.RenewBefore,
 		inst:         o.Installer,

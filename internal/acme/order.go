@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/mholt/acmez/v3"
 	acmeproto "github.com/mholt/acmez/v3/acme"
@@ -114,6 +116,7 @@ func (m *Manager) obtain(ctx context.Context, d *domain, cur *certificate) (*iss
 	if cur != nil && d.failures%2 == 0 && cur.meta.RenewalInfo != nil && cur.meta.RenewalInfo.HasWindow() {
 		params.Replaces = cur.leaf
 	}
+	params.Profile = m.orderProfile(dir)
 
 	chains, err := m.client.ObtainCertificate(ctx, params)
 	var problem acmeproto.Problem
@@ -132,7 +135,11 @@ func (m *Manager) obtain(ctx context.Context, d *domain, cur *certificate) (*iss
 	if len(chains) == 0 {
 		return nil, fmt.Errorf("obtain certificate for %s: the CA returned no certificate chain", d.name)
 	}
-	chain := chains[0]
+	chain, matched := preferredChain(chains, m.chainName)
+	if m.chainName != "" && !matched {
+		m.log.Warn("The CA offered no chain with the preferred name; serving its default chain",
+			"domain", d.name, "preferred_chain", m.chainName, "chains", len(chains))
+	}
 
 	keyPEM, err := marshalPrivateKey(key)
 	if err != nil {
@@ -158,4 +165,24 @@ func (m *Manager) obtain(ctx context.Context, d *domain, cur *certificate) (*iss
 		c.meta.RenewalInfo = ri
 	}
 	return &issuedCert{certificate: c, chainPEM: chain.ChainPEM, keyPEM: keyPEM}, nil
+}
+
+// orderProfile returns the profile to name in a new order: Options.Profile
+// if the CA's directory offers it, else "" (the CA's default).
+func (m *Manager) orderProfile(dir acmeproto.Directory) string {
+	if m.profile == "" {
+		return ""
+	}
+	var offered []string
+	if dir.Meta != nil {
+		if _, ok := dir.Meta.Profiles[m.profile]; ok {
+			return m.profile
+		}
+		offered = slices.Sorted(maps.Keys(dir.Meta.Profiles))
+	}
+	if m.noProfile.CompareAndSwap(false, true) {
+		m.log.Warn("The CA does not offer the configured certificate profile; ordering its default",
+			"profile", m.profile, "offered", offered)
+	}
+	return ""
 }

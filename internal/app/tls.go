@@ -33,15 +33,17 @@ func (a *App) buildTLS(cfg *config.Config) error {
 	}
 	var err error
 	a.acme, err = acme.New(acme.Options{
-		Email:        le.Email,
-		DirectoryURL: dir,
-		CARoot:       le.CARoot,
-		CacheDir:     le.CacheDir,
-		RenewalCheck: secs(le.RenewalCheckIntervalSecs),
-		RenewBefore:  time.Duration(le.RenewalDaysBeforeExpiry) * 24 * time.Hour,
-		Installer:    a.certs,
-		Log:          log,
-		Registerer:   a.metrics.Registry(),
+		Email:          le.Email,
+		DirectoryURL:   dir,
+		CARoot:         le.CARoot,
+		CacheDir:       le.CacheDir,
+		RenewalCheck:   secs(le.RenewalCheckIntervalSecs),
+		RenewBefore:    time.Duration(le.RenewalDaysBeforeExpiry) * 24 * time.Hour,
+		PreferredChain: le.PreferredChain,
+		Profile:        le.Profile,
+		Installer:      a.certs,
+		Log:            log,
+		Registerer:     a.metrics.Registry(),
 	})
 	if err != nil {
 		return fmt.Errorf("lets_encrypt: %w", err)

@@ -80,7 +80,9 @@
 // that common name or ending at a root of that name; with no match the CA's
 // default chain is served and a warning logged. A renewal names the
 // certificate it replaces (ARI "replaces") when the CA has renewal
-// information for it.
+// information for it. Renew orders a new certificate at once, outside the
+// schedule and its backoff; a failed forced renewal is retried like a due
+// one until it succeeds.
 //
 // # Cache
 //

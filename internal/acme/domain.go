@@ -25,6 +25,12 @@ type domain struct {
 	// tells it that the check must ignore backoff and refresh ARI.
 	wake   chan struct{}
 	forced atomic.Bool
+	// renew is set by Renew: order a new certificate whether or not the
+	// served one is due, retrying after failures like a due renewal; it is
+	// cleared when a certificate is obtained. ordering is true while an
+	// order is in flight.
+	renew    atomic.Bool
+	ordering atomic.Bool
 
 	// cert is the certificate being served, nil if none.
 	cert atomic.Pointer[certificate]
@@ -92,7 +98,7 @@ func (m *Manager) step(ctx context.Context, d *domain) time.Time {
 	if cur == nil {
 		return m.attempt(ctx, d, nil, opIssue)
 	}
-	if !cur.validAt(now) {
+	if d.renew.Load() || !cur.validAt(now) {
 		return m.attempt(ctx, d, cur, opRenew)
 	}
 	cur = m.refreshARI(ctx, d, cur, forced, now)
@@ -117,11 +123,13 @@ func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op s
 	if err := m.limit.wait(ctx); err != nil {
 		return time.Time{}
 	}
+	d.ordering.Store(true)
 	octx, giveBack := withToken(ctx, m.limit)
 	octx, cancel := context.WithTimeout(octx, m.orderTimeout)
 	issued, err := m.obtain(octx, d, cur)
 	cancel()
 	giveBack()
+	d.ordering.Store(false)
 	if ctx.Err() != nil {
 		return time.Time{} // removed or stopped: neither success nor failure
 	}
@@ -145,6 +153,7 @@ func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op s
 
 	m.metrics.observe(op, true)
 	d.failures, d.retryAt = 0, time.Time{}
+	d.renew.Store(false)
 	m.install(d, issued, log)
 	now := m.clock.now()
 	next := m.nextCheck(d, issued.certificate, now)

@@ -437,6 +437,40 @@ func (m *Manager) Reload(domain string) error {
 	return nil
 }
 
+// Renew orders a new certificate for a managed domain now, whether or not
+// its certificate is due and whatever its backoff, and returns at once.
+// The status becomes "renewing" ("pending" while no certificate is
+// served); the new certificate replaces the served one when the order
+// succeeds, and a failed order is retried with backoff like a due renewal
+// until one succeeds. An order already in flight counts as the renewal.
+// Only the order rate limit applies. It returns an error wrapping
+// ErrNotManaged for domains outside the managed set.
+func (m *Manager) Renew(domain string) error {
+	name, err := normaliseDomain(domain)
+	if err != nil {
+		return fmt.Errorf("renew certificate for %s: %w", domain, errors.Join(ErrNotManaged, err))
+	}
+	m.mu.Lock()
+	d := m.domains[name]
+	m.mu.Unlock()
+	if d == nil {
+		return fmt.Errorf("renew certificate for %s: %w", name, ErrNotManaged)
+	}
+	if d.ordering.Load() {
+		m.log.Info("Certificate renewal requested; an order is already in flight", "domain", name)
+		return nil
+	}
+	status := StatusPending
+	if d.cert.Load().validAt(m.clock.now()) {
+		status = StatusRenewing
+	}
+	m.setStatus(d, status, nil)
+	m.log.Info("Certificate renewal requested", "domain", name, "status", status)
+	d.renew.Store(true)
+	d.poke()
+	return nil
+}
+
 // HTTPHandler returns the handler answering the CA's HTTP-01 requests,
 // GET /.well-known/acme-challenge/{token}. It never redirects; malformed or
 // unknown tokens get 404. Mount it ahead of redirects and routing on the

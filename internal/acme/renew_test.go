@@ -2,11 +2,64 @@ package acme
 
 import (
 	"crypto/x509"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 )
+
+// TestRenewOrdersNewCertificate: Renew orders a new certificate for a
+// domain that is not due, says "renewing" at once, and keeps retrying a
+// failed order until one succeeds.
+func TestRenewOrdersNewCertificate(t *testing.T) {
+	t.Parallel()
+	env := startPebble(t, pebbleOptions{})
+	tm := newTestManager(t, env, nil)
+	fc := newFakeClock(time.Now())
+	tm.setClock(fc)
+	const name = "renew-now.example.test"
+	if err := tm.Renew(name); !errors.Is(err, ErrNotManaged) {
+		t.Errorf("Renew of an unmanaged domain = %v, want ErrNotManaged", err)
+	}
+	tm.Sync([]string{name})
+	tm.run(t)
+	events := tm.inst.waitFor(t, "certificate", func(ev []event) bool { return lastStatus(ev, name).status == StatusValid })
+	first := serials(events, name)
+
+	if err := tm.Renew("Renew-Now.Example.Test."); err != nil {
+		t.Fatal(err)
+	}
+	// The status is set before Renew returns, so the API shows it at once.
+	if e := lastStatus(tm.inst.snapshot(), name); e.status != StatusRenewing {
+		t.Errorf("status right after Renew = %q, want renewing", e.status)
+	}
+	events = tm.inst.waitFor(t, "a renewed certificate", func(ev []event) bool {
+		return len(serials(ev, name)) == 2 && lastStatus(ev, name).status == StatusValid
+	})
+	if got := serials(events, name); got[0] != first[0] {
+		t.Errorf("serials %v, want %v then a new one", got, first)
+	}
+
+	// A renewal that fails is retried until it succeeds, although the
+	// certificate is not due.
+	env.setA(t, name, "127.0.0.2")
+	if err := tm.Renew(name); err != nil {
+		t.Fatal(err)
+	}
+	tm.inst.waitFor(t, "a failed renewal", func(ev []event) bool {
+		e := lastStatus(ev, name)
+		return e.status == StatusRenewing && e.err != nil
+	})
+	env.setA(t, name, "127.0.0.1")
+	fc.set(fc.waitArmed(t, "for the retry", func(at time.Time) bool { return at.After(fc.now()) }))
+	tm.inst.waitFor(t, "a certificate after the retry", func(ev []event) bool {
+		return len(serials(ev, name)) == 3 && lastStatus(ev, name).status == StatusValid
+	})
+	// Then the schedule is back to the certificate's due time.
+	due := dueAt(tm.domainState(name).cert.Load().leaf, DefaultRenewBefore)
+	fc.waitArmed(t, "at most the due time", func(at time.Time) bool { return at.After(fc.now()) && !at.After(due) })
+}
 
 // TestProfile: the configured profile is ordered when the CA offers it; a
 // profile it does not offer is logged once and the CA's default ordered.

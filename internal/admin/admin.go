@@ -46,6 +46,16 @@ type Certificates interface {
 	Reload(domain string) error
 }
 
+// CertificateRenewer is implemented by Certificates that can renew ACME
+// certificates on request; without it POST .../renew answers 501.
+type CertificateRenewer interface {
+	// Renew starts a new ACME order for domain's certificate and returns
+	// the domain's entry (as List shows it) once the renewal is under way.
+	// Its errors carry their status (*Error): 404 for a domain without a
+	// certificate, 409 for one whose certificate is not from ACME.
+	Renew(domain string) (any, error)
+}
+
 // Options configures the API. Store is required.
 type Options struct {
 	Store   Store
@@ -102,6 +112,7 @@ func New(o Options) *API {
 	})
 	a.route("/api/v1/certificates", methods{http.MethodGet: a.listCertificates})
 	a.route("/api/v1/certificates/{domain}/reload", methods{http.MethodPost: a.reloadCertificate})
+	a.route("/api/v1/certificates/{domain}/renew", methods{http.MethodPost: a.renewCertificate})
 	a.mux.Handle("/", a.serve(func(_ http.ResponseWriter, r *http.Request) error {
 		return notFound("no such endpoint: %s", r.URL.Path)
 	}))
@@ -281,5 +292,29 @@ func (a *API) reloadCertificate(w http.ResponseWriter, r *http.Request) error {
 		"message": "Certificate reloaded successfully for domain: " + domain,
 		"domain":  domain,
 	})
+	return nil
+}
+
+// renewCertificate starts a new ACME order for the domain's certificate and
+// answers 202 Accepted with the certificate entry (status "renewing", or
+// "pending" while none is served) without waiting for the order, which can
+// take minutes; GET /api/v1/certificates shows the outcome.
+func (a *API) renewCertificate(w http.ResponseWriter, r *http.Request) error {
+	domain, err := pathDomain(r)
+	if err != nil {
+		return err
+	}
+	if a.o.Certs == nil {
+		return notFound("no certificate is configured for domain %q", domain)
+	}
+	rn, ok := a.o.Certs.(CertificateRenewer)
+	if !ok {
+		return &Error{Code: http.StatusNotImplemented, Msg: "certificate renewal is not available"}
+	}
+	cert, err := rn.Renew(domain)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, cert)
 	return nil
 }

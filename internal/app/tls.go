@@ -177,3 +177,37 @@ func (c certsAPI) Reload(domain string) error {
 		return &admin.Error{Code: http.StatusBadRequest, Msg: "certificate not reloaded, the previous one is still served: " + err.Error()}
 	}
 }
+
+// renewableCertsAPI is certsAPI that also renews ACME certificates on
+// request (POST /api/v1/certificates/{domain}/renew).
+type renewableCertsAPI struct {
+	certsAPI
+	acme *acme.Manager
+}
+
+var _ admin.CertificateRenewer = renewableCertsAPI{}
+
+// Renew starts a new ACME order for domain and returns its certificate
+// entry, now "renewing" (or "pending" while none is served): 404 for a
+// domain without a certificate, 409 for one whose certificate is not from
+// ACME or that ACME cannot manage (a wildcard, an IP address).
+func (c renewableCertsAPI) Renew(domain string) (any, error) {
+	in, err := c.m.Info(domain)
+	switch {
+	case errors.Is(err, certs.ErrNotFound):
+		return nil, &admin.Error{Code: http.StatusNotFound, Msg: fmt.Sprintf("no certificate is configured for domain %q", domain)}
+	case err != nil:
+		return nil, err
+	case in.Source != certs.SourceLetsEncrypt:
+		return nil, &admin.Error{Code: http.StatusConflict, Msg: fmt.Sprintf(
+			"the certificate of %q comes from a %s, not from ACME; reload it with POST /api/v1/certificates/%s/reload",
+			in.Domain, in.Source, in.Domain)}
+	}
+	if err := c.acme.Renew(in.Domain); err != nil {
+		if errors.Is(err, acme.ErrNotManaged) {
+			return nil, &admin.Error{Code: http.StatusConflict, Msg: "certificate not renewed: " + err.Error()}
+		}
+		return nil, err
+	}
+	return c.m.Info(in.Domain)
+}

@@ -123,7 +123,7 @@ func serve(path string, stderr io.Writer) int {
 			}
 		}
 	}()
-	err := app.Run(ctx, app.Options{ConfigPath: path, Console: stderr, Reload: reload})
+	err := app.Run(ctx, app.Options{ConfigPath: path, Console: stderr, Reload: reload, Version: version})
 	if err != nil {
 		fmt.Fprintf(stderr, "fronttier: %v\n", err)
 		return 1

@@ -61,6 +61,7 @@ type Options struct {
 	Store   Store
 	Certs   Certificates // nil: no certificates
 	Metrics http.Handler // nil: /api/v1/metrics answers 404
+	Cluster Cluster      // nil: /api/v1/cluster answers 404
 	Log     *slog.Logger
 	// Token, when not empty, is the bearer token every request but
 	// GET /api/v1/health must carry ("Authorization: Bearer <token>");
@@ -110,6 +111,7 @@ func New(o Options) *API {
 	a.route("/api/v1/backends/{id}", methods{
 		http.MethodGet: a.getBackend, http.MethodPut: a.updateBackend, http.MethodDelete: a.deleteBackend,
 	})
+	a.route("/api/v1/cluster", methods{http.MethodGet: a.cluster})
 	a.route("/api/v1/certificates", methods{http.MethodGet: a.listCertificates})
 	a.route("/api/v1/certificates/{domain}/reload", methods{http.MethodPost: a.reloadCertificate})
 	a.route("/api/v1/certificates/{domain}/renew", methods{http.MethodPost: a.renewCertificate})

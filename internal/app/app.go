@@ -27,6 +27,7 @@ import (
 	"fronttier/internal/admin"
 	"fronttier/internal/backend"
 	"fronttier/internal/certs"
+	"fronttier/internal/cluster"
 	"fronttier/internal/config"
 	"fronttier/internal/h2guard"
 	"fronttier/internal/health"
@@ -51,6 +52,8 @@ type Options struct {
 	// Ready, if set, is called once every listener is bound, with their
 	// addresses by name ("http", "https", "api", "metrics").
 	Ready func(addrs map[string]string)
+	// Version is the binary's, announced to the fleet.
+	Version string
 }
 
 // App is a running fronttier.
@@ -65,6 +68,10 @@ type App struct {
 	certs    *certs.Manager
 	acme     *acme.Manager
 	store    *state.Store
+	file     *store.File // the configuration file
+	fleet    *fleet      // nil unless [cluster] store = "etcd"
+	self     cluster.Self
+	started  time.Time
 	proxy    *proxy.Handler
 	servers  []*listener
 }
@@ -159,8 +166,9 @@ func Run(ctx context.Context, o Options) error {
 
 // build creates every component for snap, loaded from st, and binds the
 // listeners.
-func build(snap store.Snapshot, st store.Store, o Options) (_ *App, err error) {
-	a := &App{o: o}
+func build(snap store.Snapshot, file *store.File, o Options) (_ *App, err error) {
+	a := &App{o: o, file: file, started: time.Now().UTC()}
+	var st store.Store = file
 	cfg := snap.Config
 	l := cfg.Logging
 	rot := logging.Options{Level: l.Level, Format: l.Format, Output: l.Output, FilePath: l.FilePath,
@@ -188,6 +196,12 @@ func build(snap store.Snapshot, st store.Store, o Options) (_ *App, err error) {
 	}
 	log := a.log.Logger
 	a.metrics = metrics.New(prometheus.NewRegistry())
+	if cfg.Fleet() {
+		if snap, err = a.joinFleet(snap, a.metrics.Registry()); err != nil {
+			return nil, err
+		}
+		cfg, st = snap.Config, a.fleet.store
+	}
 	p := cfg.Proxy
 	a.reg = backend.NewRegistry(proxy.NewFactory(proxy.UpstreamOptions{
 		DialTimeout:           secs(p.DialTimeoutSecs),
@@ -209,8 +223,15 @@ func build(snap store.Snapshot, st store.Store, o Options) (_ *App, err error) {
 	if a.store, err = state.NewAt(snap, a.reg, st, log); err != nil {
 		return nil, err
 	}
+	if a.fleet != nil {
+		a.store.SetWriteTimeout(secs(cfg.Cluster.EtcdDialTimeoutSecs))
+		a.fleet.current = a.store.Config
+		a.fleet.appliedRev(snap.Rev)
+	}
 	a.store.SetHooks(state.Hooks{
 		Reloaded: a.reloaded,
+		Applied:  a.appliedRev,
+		Retried:  a.retried,
 		Check: func(old, next *config.Config) error {
 			return checkCertFiles(old, next, time.Now())
 		},
@@ -249,9 +270,15 @@ func build(snap store.Snapshot, st store.Store, o Options) (_ *App, err error) {
 	for _, s := range a.servers {
 		s.srv.Handler = a.proxy
 	}
-	api := admin.New(admin.Options{Store: a.store, Certs: certsAPI{a.certs}, Metrics: a.metrics.Handler(), Log: log, Token: p.APIToken()})
-	if _, err := a.listen("api", p.ManagementAPIAddr, api, &p); err != nil {
+	api := admin.New(admin.Options{Store: a.store, Certs: certsAPI{a.certs}, Metrics: a.metrics.Handler(), Log: log,
+		Token: p.APIToken(), Cluster: clusterInfo{a.clusterInfo}})
+	apiLn, err := a.listen("api", p.ManagementAPIAddr, api, &p)
+	if err != nil {
 		return nil, err
+	}
+	a.self = cluster.Self{Name: nodeName(cfg), APIAddr: apiLn.Addr().String(), Version: o.Version}
+	if a.fleet != nil {
+		a.fleet.join(a.self)
 	}
 	if cfg.Metrics.Enabled {
 		mux := http.NewServeMux()
@@ -349,6 +376,9 @@ func (a *App) serve(ctx context.Context) error {
 		wg.Go(func() { r.Run(bg) })
 	}
 	wg.Go(func() { a.follow(bg) })
+	if a.fleet != nil {
+		wg.Go(func() { a.fleet.run(bg) })
+	}
 	defer func() {
 		stopBG()
 		wg.Wait()
@@ -403,6 +433,7 @@ func (a *App) shutdown() {
 
 // close releases what build acquired.
 func (a *App) close() {
+	a.fleet.close()
 	for _, s := range a.servers {
 		s.ln.Close()
 	}

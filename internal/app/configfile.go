@@ -14,10 +14,21 @@ import (
 func (a *App) follow(ctx context.Context) { a.store.Follow(ctx) }
 
 // reload re-reads the store (SIGHUP) and puts it in force; one that cannot
-// be put in force is refused and the running configuration stays.
+// be put in force is refused and the running configuration stays. In a
+// fleet, the node's own settings are read from its file first, then the
+// fleet's state from etcd.
 func (a *App) reload() {
+	log := a.log.Logger
+	if a.fleet != nil {
+		local, err := a.file.Load(context.Background())
+		if err != nil {
+			log.Error("reload refused: keeping the running configuration", "error", err)
+			return
+		}
+		a.fleet.store.SetLocal(local.Config)
+	}
 	if _, _, err := a.store.ReloadStore(context.Background()); err != nil {
-		a.log.Logger.Error("reload refused: keeping the running configuration", "error", err)
+		log.Error("reload refused: keeping the running configuration", "error", err)
 	}
 }
 

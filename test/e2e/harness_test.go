@@ -381,6 +381,8 @@ type conf struct {
 	ProxyExtra string
 	// Pprof turns on the [debug] pprof listener.
 	Pprof bool
+	// Extra is TOML appended as is: sections of its own ([cluster]).
+	Extra string
 }
 
 type domainConf struct{ Domain, Tag string }
@@ -422,6 +424,7 @@ timeout_secs = 1
 	if c.CacheDir != "" {
 		fmt.Fprintf(&s, "\n[lets_encrypt]\ncache_dir = %q\n", c.CacheDir)
 	}
+	s.WriteString(c.Extra)
 	for _, d := range c.Domains {
 		fmt.Fprintf(&s, "\n[[virtual_hosts]]\ndomain = %q\nenabled_backends_tag = %q\n", d.Domain, d.Tag)
 	}

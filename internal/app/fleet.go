@@ -34,8 +34,8 @@ type fleet struct {
 	member   *cluster.Member
 	snapshot string // path of the last-known-good copy
 
-	rev     atomic.Int64              // applied
-	save    chan struct{}             // wakes the snapshot writer; capacity 1
+	rev     atomic.Int64          // applied
+	save    chan struct{}         // wakes the snapshot writer; capacity 1
 	current func() *config.Config // the configuration in force, once the state exists
 
 	up        prometheus.Gauge
@@ -273,7 +273,9 @@ func (f *fleet) close() {
 }
 
 // clusterInfo adapts the fleet's membership to the API.
-type clusterInfo struct{ info func(context.Context) (cluster.Info, error) }
+type clusterInfo struct {
+	info func(context.Context) (cluster.Info, error)
+}
 
 func (c clusterInfo) Info(ctx context.Context) (any, error) { return c.info(ctx) }
 

@@ -24,7 +24,7 @@ type Node struct {
 	Name      string    `json:"name"`
 	APIAddr   string    `json:"api_addr"`
 	Version   string    `json:"version"`
-	Revision  int64     `json:"revision"`  // the state revision it has applied
+	Revision  int64     `json:"revision"` // the state revision it has applied
 	StartedAt time.Time `json:"started_at"`
 	LastSeen  time.Time `json:"last_seen"` // when it last announced itself
 }

@@ -69,21 +69,32 @@ func (f *fakeClock) armedLocked() []time.Time {
 // returns that time, failing after waitTimeout.
 func (f *fakeClock) waitArmed(t *testing.T, what string, ok func(at time.Time) bool) time.Time {
 	t.Helper()
+	return f.waitArmedN(t, what, 1, ok)[0]
+}
+
+// waitArmedN waits until n alarms are set for times for which ok holds and
+// returns those times, earliest first, failing after waitTimeout.
+func (f *fakeClock) waitArmedN(t *testing.T, what string, n int, ok func(at time.Time) bool) []time.Time {
+	t.Helper()
 	timer := time.NewTimer(waitTimeout)
 	defer timer.Stop()
 	for {
 		f.mu.Lock()
 		armed, changed := f.armedLocked(), f.changed
 		f.mu.Unlock()
+		var match []time.Time
 		for _, at := range armed {
 			if ok(at) {
-				return at
+				match = append(match, at)
 			}
+		}
+		if len(match) >= n {
+			return match
 		}
 		select {
 		case <-changed:
 		case <-timer.C:
-			t.Fatalf("timed out waiting for an alarm %s; alarms set: %v", what, armed)
+			t.Fatalf("timed out waiting for %d alarms %s; alarms set: %v", n, what, armed)
 		}
 	}
 }

@@ -3,11 +3,15 @@ package acme
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -221,4 +225,46 @@ func (tm *testManager) domainState(name string) *domain {
 func (tm *testManager) setClock(c clock) {
 	tm.clock = c
 	tm.limit.clock = c
+}
+
+// refuseOrders makes the CA refuse tm's new orders (as it refuses an
+// identifier, without validating anything) while the returned flag is
+// true. Tests use it rather than a failing validation, because Pebble
+// reuses a valid authorization now and then (PEBBLE_AUTHZREUSE=0 still
+// leaves 1 in 100) and a renewal meant to fail would then succeed. Call it
+// before Run.
+func (tm *testManager) refuseOrders() *atomic.Bool {
+	r := &orderRefuser{next: tm.gate.next, gate: tm.gate}
+	tm.gate.next = r
+	return &r.refuse
+}
+
+// orderRefuser is refuseOrders' transport, between orderGate and the
+// network.
+type orderRefuser struct {
+	next   http.RoundTripper
+	gate   *orderGate
+	refuse atomic.Bool
+}
+
+func (r *orderRefuser) RoundTrip(req *http.Request) (*http.Response, error) {
+	u := r.gate.newOrder.Load()
+	if !r.refuse.Load() || u == nil || req.Method != http.MethodPost || req.URL.String() != *u {
+		return r.next.RoundTrip(req)
+	}
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	body := `{"type":"urn:ietf:params:acme:error:rejectedIdentifier","detail":"orders refused by the test"}`
+	return &http.Response{
+		Status:        "403 Forbidden",
+		StatusCode:    http.StatusForbidden,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{"Content-Type": {"application/problem+json"}},
+		Body:          io.NopCloser(strings.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       req,
+	}, nil
 }

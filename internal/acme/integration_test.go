@@ -198,6 +198,7 @@ func TestFailureKeepsValidCertificate(t *testing.T) {
 	fc := newFakeClock(time.Now())
 	tm.setClock(fc)
 	tm.ari = false
+	refuse := tm.refuseOrders()
 	tm.Sync([]string{good, bad})
 	tm.run(t)
 
@@ -229,7 +230,7 @@ func TestFailureKeepsValidCertificate(t *testing.T) {
 
 	// Renewal of good fails too now: the valid certificate stays.
 	installed := serials(events, good)
-	env.setA(t, good, "127.0.0.2")
+	refuse.Store(true)
 	fc.set(dueAt(puts(events, good)[0].Leaf, DefaultRenewBefore))
 	tm.inst.waitFor(t, "a failed renewal", func(ev []event) bool { return failed(ev, good, StatusRenewing) >= 1 })
 	fc.set(fc.now().Add(time.Minute)) // past the retry
@@ -265,6 +266,7 @@ func TestRemovedDomainStopsRenewal(t *testing.T) {
 	events := tm.inst.waitFor(t, "certificates", func(ev []event) bool {
 		return lastStatus(ev, name).status == StatusValid && lastStatus(ev, other).status == StatusValid
 	})
+	fc.waitArmedN(t, "for both next checks", 2, func(at time.Time) bool { return at.After(fc.now()) })
 	fc.set(dueAt(puts(events, name)[0].Leaf, DefaultRenewBefore).Add(time.Minute))
 	tm.inst.waitFor(t, "renewal", func(ev []event) bool { return len(serials(ev, name)) >= 2 })
 

@@ -18,6 +18,7 @@ func TestRenewOrdersNewCertificate(t *testing.T) {
 	tm := newTestManager(t, env, nil)
 	fc := newFakeClock(time.Now())
 	tm.setClock(fc)
+	refuse := tm.refuseOrders()
 	const name = "renew-now.example.test"
 	if err := tm.Renew(name); !errors.Is(err, ErrNotManaged) {
 		t.Errorf("Renew of an unmanaged domain = %v, want ErrNotManaged", err)
@@ -43,7 +44,7 @@ func TestRenewOrdersNewCertificate(t *testing.T) {
 
 	// A renewal that fails is retried until it succeeds, although the
 	// certificate is not due.
-	env.setA(t, name, "127.0.0.2")
+	refuse.Store(true)
 	if err := tm.Renew(name); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func TestRenewOrdersNewCertificate(t *testing.T) {
 		e := lastStatus(ev, name)
 		return e.status == StatusRenewing && e.err != nil
 	})
-	env.setA(t, name, "127.0.0.1")
+	refuse.Store(false)
 	fc.set(fc.waitArmed(t, "for the retry", func(at time.Time) bool { return at.After(fc.now()) }))
 	tm.inst.waitFor(t, "a certificate after the retry", func(ev []event) bool {
 		return len(serials(ev, name)) == 3 && lastStatus(ev, name).status == StatusValid

@@ -161,6 +161,7 @@ func TestFailingRenewalRetriesBeforeExpiry(t *testing.T) {
 	tm.setClock(fc)
 	tm.ari = false
 	tm.retryBase, tm.retryMax = time.Hour, 24*time.Hour
+	refuse := tm.refuseOrders()
 	const name = "retry.example.test"
 	api.Sync([]certs.Host{{Domain: name, Source: certs.SourceLetsEncrypt}})
 	tm.Sync([]string{name})
@@ -172,7 +173,7 @@ func TestFailingRenewalRetriesBeforeExpiry(t *testing.T) {
 	notAfter := first.Leaf.NotAfter
 	at := fc.waitArmed(t, "after issuance", func(at time.Time) bool { return at.After(fc.now()) })
 
-	env.setA(t, name, "127.0.0.2") // nothing answers there: validation fails
+	refuse.Store(true)
 	failures := func(ev []event) int {
 		n := 0
 		for _, e := range ev {

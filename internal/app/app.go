@@ -232,6 +232,7 @@ func build(snap store.Snapshot, file *store.File, o Options) (_ *App, err error)
 		Reloaded: a.reloaded,
 		Applied:  a.appliedRev,
 		Retried:  a.retried,
+		Followed: a.followed,
 		Check: func(old, next *config.Config) error {
 			return checkCertFiles(old, next, time.Now())
 		},

@@ -38,9 +38,10 @@ type fleet struct {
 	save    chan struct{}         // wakes the snapshot writer; capacity 1
 	current func() *config.Config // the configuration in force, once the state exists
 
-	up        prometheus.Gauge
-	applied   prometheus.Gauge
-	conflicts prometheus.Counter
+	up          prometheus.Gauge
+	applied     prometheus.Gauge
+	conflicts   prometheus.Counter
+	propagation prometheus.Histogram
 }
 
 // joinFleet connects to etcd and returns the state this node starts
@@ -145,7 +146,10 @@ func (f *fleet) registerMetrics(reg prometheus.Registerer) {
 		Help: "The fleet state's revision (etcd's) this node has put in force."})
 	f.conflicts = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_conflicts_retried_total",
 		Help: "Changes that lost a race with another writer and were built again on the newer state."})
-	reg.MustRegister(f.up, f.applied, f.conflicts)
+	f.propagation = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fleet_propagation_seconds",
+		Help:    "Time from a change's commit in etcd (by the writing node's clock) to its being in force on this node, for changes made on other nodes.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}})
+	reg.MustRegister(f.up, f.applied, f.conflicts, f.propagation)
 }
 
 // join creates this node's membership, announced by run.
@@ -292,6 +296,14 @@ func (a *App) clusterInfo(ctx context.Context) (cluster.Info, error) {
 func (a *App) appliedRev(rev store.Revision) {
 	if a.fleet != nil {
 		a.fleet.appliedRev(rev)
+	}
+}
+
+// followed is the state's Followed hook: how long another node's change
+// took to reach this one.
+func (a *App) followed(u store.Update) {
+	if a.fleet != nil && !u.Written.IsZero() {
+		a.fleet.propagation.Observe(max(0, time.Since(u.Written).Seconds()))
 	}
 }
 

@@ -46,6 +46,9 @@ func (s *Store) apply(u store.Update) {
 		return
 	}
 	s.setRevLocked(u.Rev)
+	if s.hooks.Followed != nil {
+		s.hooks.Followed(u)
+	}
 	s.log.Debug("stored configuration applied", "revision", u.Rev, "domains", u.Domains, "backends", u.Backends, "full", u.Full)
 }
 

@@ -56,6 +56,9 @@ type Hooks struct {
 	// force (after Published), for the fleet to know how far each node
 	// is.
 	Applied func(rev store.Revision)
+	// Followed is told about each change made elsewhere (another node, a
+	// hand edit) once it is in force, after Applied.
+	Followed func(u store.Update)
 	// Retried is told each time a change lost its compare-and-swap and
 	// was built again on a newer state.
 	Retried func()

@@ -24,7 +24,7 @@ import (
 // Key layout, for the prefix "/fronttier" (read it with
 // `etcdctl get --prefix /fronttier/doc/`):
 //
-//	/fronttier/doc/meta                    {"format":1}, written by every write transaction:
+//	/fronttier/doc/meta                    {"format":1,"written_at":"..."}, written by every write transaction:
 //	                                       its ModRevision is the document's revision
 //	/fronttier/doc/settings/health_check   the [health_check] section
 //	/fronttier/doc/domains/{domain}        one [[virtual_hosts]] entry, by its domain
@@ -80,11 +80,8 @@ func newEtcdKeys(prefix string) etcdKeys {
 	}
 }
 
-// metaValue is meta's content: the layout's format.
-const (
-	etcdFormat = 1
-	metaValue  = `{"format":1}`
-)
+// etcdFormat is the layout's version, in meta.
+const etcdFormat = 1
 
 // Limits of one transaction: etcd's default --max-txn-ops, and a size
 // under its default request limit (1.5 MiB) with room for the request's
@@ -167,7 +164,7 @@ func (e *Etcd) CompareAndSwap(ctx context.Context, prev Snapshot, next *config.C
 		return 0, fmt.Errorf("etcd store %s: compare-and-swap: %d changed items (%d bytes) do not fit one transaction (at most %d items, %d bytes)",
 			e.keys.prefix, len(ops), size, maxTxnOps-1, maxTxnBytes)
 	}
-	ops = append(ops, clientv3.OpPut(e.keys.meta, metaValue))
+	ops = append(ops, clientv3.OpPut(e.keys.meta, newMeta()))
 	resp, err := e.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(e.keys.meta), "=", int64(prev.Rev))).
 		Then(ops...).

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -19,8 +20,9 @@ import (
 // from the store. Its slices are never modified once a snapshot shares
 // them; a change makes new ones.
 type etcdDoc struct {
-	present  bool     // meta exists: there is a document
-	rev      Revision // meta's ModRevision
+	present  bool      // meta exists: there is a document
+	rev      Revision  // meta's ModRevision
+	written  time.Time // when meta was written, if it says
 	health   config.HealthCheck
 	hosts    []config.VirtualHost // sorted by domain
 	backends []config.Backend     // sorted by id
@@ -81,7 +83,8 @@ func (e *Etcd) decodeDoc(kvs []*mvccpb.KeyValue, validate bool) (d etcdDoc, bad 
 		switch kind, name := e.keys.kindOf(key); kind {
 		case itemMeta:
 			d.present, d.rev = true, Revision(kv.ModRevision)
-			if err := decodeMeta(kv.Value); err != nil {
+			var err error
+			if d.written, err = decodeMeta(kv.Value); err != nil {
 				problem(key, err)
 			}
 		case itemHealth:
@@ -138,17 +141,29 @@ func decodeItem(data []byte, v any) error {
 	return nil
 }
 
-func decodeMeta(data []byte) error {
-	var m struct {
-		Format int `json:"format"`
-	}
+// meta is meta's content: the layout's format, and when the write that put
+// it was made (for nodes to measure how long a change took to reach them;
+// comparable across nodes whose clocks are synchronised).
+type meta struct {
+	Format    int       `json:"format"`
+	WrittenAt time.Time `json:"written_at,omitzero"`
+}
+
+// newMeta is meta for a write made now.
+func newMeta() string {
+	data, _ := json.Marshal(meta{Format: etcdFormat, WrittenAt: time.Now().UTC()})
+	return string(data)
+}
+
+func decodeMeta(data []byte) (time.Time, error) {
+	var m meta
 	if err := json.Unmarshal(data, &m); err != nil {
-		return fmt.Errorf("decode: %w", err)
+		return time.Time{}, fmt.Errorf("decode: %w", err)
 	}
 	if m.Format != etcdFormat {
-		return fmt.Errorf("format %d, this fronttier reads format %d only (written by another version?)", m.Format, etcdFormat)
+		return time.Time{}, fmt.Errorf("format %d, this fronttier reads format %d only (written by another version?)", m.Format, etcdFormat)
 	}
-	return nil
+	return m.WrittenAt, nil
 }
 
 // decodeHealth decodes the [health_check] section; keys it omits keep

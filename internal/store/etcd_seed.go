@@ -101,7 +101,7 @@ func (e *Etcd) seedLocked(ctx context.Context, mu *concurrency.Mutex, batches []
 			return false, err
 		}
 	}
-	if err := txn("write meta", clientv3.OpPut(e.keys.meta, metaValue)); err != nil {
+	if err := txn("write meta", clientv3.OpPut(e.keys.meta, newMeta())); err != nil {
 		return false, err
 	}
 	return true, nil

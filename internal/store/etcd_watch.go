@@ -230,9 +230,11 @@ func (w *etcdWatcher) applyEvent(ev *clientv3.Event) bool {
 			w.full = true // a new document
 		}
 		if put {
-			if err := decodeMeta(ev.Kv.Value); err != nil {
+			written, err := decodeMeta(ev.Kv.Value)
+			if err != nil {
 				problem(err)
 			}
+			w.doc.written = written
 		}
 		return true
 	case itemHealth:
@@ -311,6 +313,7 @@ func (w *etcdWatcher) report(ctx context.Context, rev Revision) bool {
 		w.full = true // the states skipped meanwhile are not reported
 	} else {
 		u.Snapshot = Snapshot{Config: c, Rev: rev}
+		u.Written = w.doc.written
 		if w.full {
 			u.Full, u.Domains, u.Backends, u.Settings = true, nil, nil, false
 		}

@@ -17,6 +17,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"fronttier/internal/config"
 )
@@ -47,6 +48,9 @@ type Update struct {
 	Backends []string
 	Settings bool
 	Full     bool
+	// Written is when the change was written, where the store records it
+	// (etcd: by the writing node's clock); zero when unknown.
+	Written time.Time
 	// Err, when set, says the store changed but its new state cannot be
 	// used (a hand edit of the file that does not load); Snapshot is then
 	// empty and the state in force stays. It wraps ErrInvalid.

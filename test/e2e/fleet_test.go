@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -77,6 +78,27 @@ func TestFleet(t *testing.T) {
 		lags = append(lags, time.Since(start))
 	}
 	t.Logf("a switch on edge-2 served by edge-1..3 after %v (bounded by polling every 20 ms)", lags)
+	// edge-1 measured how long the change took to reach it.
+	resp, err := http.Get("http://" + nodes[0].API + "/api/v1/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var seen bool
+	for _, s := range parseMetrics(t, string(text)) {
+		switch s.name {
+		case "fleet_propagation_seconds_count":
+			seen = s.value >= 1
+		case "fleet_store_up":
+			if s.value != 1 {
+				t.Errorf("fleet_store_up = %v on edge-1, want 1", s.value)
+			}
+		}
+	}
+	if !seen {
+		t.Errorf("edge-1 observed no fleet_propagation_seconds:\n%s", grepLines(string(text), "fleet_"))
+	}
 
 	// Every node lists the fleet, each at the revision it applied.
 	var view clusterView

@@ -271,7 +271,7 @@ func build(snap store.Snapshot, file *store.File, o Options) (_ *App, err error)
 	for _, s := range a.servers {
 		s.srv.Handler = a.proxy
 	}
-	api := admin.New(admin.Options{Store: a.store, Certs: certsAPI{a.certs}, Metrics: a.metrics.Handler(), Log: log,
+	api := admin.New(admin.Options{Store: a.store, Certs: renewableCertsAPI{certsAPI{a.certs}, a.acme}, Metrics: a.metrics.Handler(), Log: log,
 		Token: p.APIToken(), Cluster: clusterInfo{a.clusterInfo}})
 	apiLn, err := a.listen("api", p.ManagementAPIAddr, api, &p)
 	if err != nil {

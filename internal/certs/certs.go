@@ -31,7 +31,8 @@ const (
 
 // Status values of Info.Status for file certificates. The ACME side sets
 // the status of lets_encrypt certificates itself (conventionally "pending",
-// "valid", "renewing" or "failed").
+// "valid", "renewing" or "failed"), but a served certificate past its
+// expiry is "expired" whatever its source last said.
 const (
 	StatusValid   = "valid"
 	StatusExpired = "expired"
@@ -77,7 +78,8 @@ type Info struct {
 	Source string `json:"source"`
 	// Status is, for file certificates, "valid", "expired" or "error"
 	// (nothing loaded); for lets_encrypt ones whatever the ACME side set
-	// ("pending" until it sets something).
+	// ("pending" until it sets something), or "expired" once the served
+	// certificate is past its expiry, whatever that was.
 	Status string `json:"status"`
 	// Names are the SAN DNS names of the served certificate.
 	Names []string `json:"names"`

@@ -113,7 +113,7 @@ func New(o Options, console io.Writer) (*Logger, error) {
 		return nil, fmt.Errorf("logging: unknown output %q (accepted: console, file)", o.Output)
 	}
 
-	h := newHandler(w, &slog.HandlerOptions{Level: lv, ReplaceAttr: replaceLevelName})
+	h := newHandler(w, &slog.HandlerOptions{Level: lv, ReplaceAttr: replaceAttr})
 	return &Logger{Logger: slog.New(h), Level: lv, file: file}, nil
 }
 
@@ -143,9 +143,14 @@ func Discard() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// replaceLevelName names levels below debug TRACE (TRACE+1 and so on for
+// replaceAttr writes durations as durations ("1m30s", as text logs do,
+// not JSON's integer nanoseconds, whoever logs them: our packages or a
+// library's) and names levels below debug TRACE (TRACE+1 and so on for
 // levels between trace and debug) instead of slog's "DEBUG-4".
-func replaceLevelName(groups []string, a slog.Attr) slog.Attr {
+func replaceAttr(groups []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
 	if a.Key != slog.LevelKey || len(groups) != 0 {
 		return a
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseLevel(t *testing.T) {
@@ -261,5 +262,20 @@ func TestDiscard(t *testing.T) {
 	l.Error("nobody hears this")
 	if l.Enabled(t.Context(), slog.LevelError) {
 		t.Error("Discard logger reports levels as enabled")
+	}
+}
+
+// TestJSONDurations: a duration is logged as "1m30s" in JSON, not as
+// integer nanoseconds, whoever logs it.
+func TestJSONDurations(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	l, err := New(Options{Format: "json", Output: "console"}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Logger.Info("waited", "retry_in", 90*time.Second, slog.Group("g", slog.Duration("d", time.Millisecond)))
+	if out := buf.String(); !strings.Contains(out, `"retry_in":"1m30s"`) || !strings.Contains(out, `"d":"1ms"`) {
+		t.Errorf("JSON line %s: want durations as strings", out)
 	}
 }

@@ -232,7 +232,19 @@ func (env *acmeEnv) waitIssued(t *testing.T, name string) *x509.Certificate {
 func TestACMEHTTP01(t *testing.T) {
 	t.Parallel()
 	env := startACME(t, true)
-	env.waitIssued(t, "le1.example.test")
+	first := env.waitIssued(t, "le1.example.test")
+	requireACMEValid(t, env.p, "le1.example.test")
+
+	// A forced renewal: 202 at once, and a new certificate served.
+	var in struct{ Status string }
+	env.p.mustAPI(t, http.StatusAccepted, http.MethodPost, "/certificates/le1.example.test/renew", nil, &in)
+	if in.Status != "renewing" {
+		t.Errorf("renew answered status %q, want renewing", in.Status)
+	}
+	eventually(t, waitTimeout, func() bool {
+		got, err := pebbleLeaf(env.p.HTTPS, "le1.example.test", env.roots)
+		return err == nil && !got.Equal(first)
+	}, "a new certificate served after POST .../renew")
 	requireACMEValid(t, env.p, "le1.example.test")
 	solved := false
 	for _, l := range env.p.out.Lines() {

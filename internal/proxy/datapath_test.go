@@ -373,3 +373,45 @@ func TestClientCutIsNoBackendFailure(t *testing.T) {
 		t.Errorf("observed %q: a client leaving is not a failure of the service", got)
 	}
 }
+
+// TestPausedBodyReachesClient: what the backend sent before pausing (the
+// head, the first bytes) reaches the client during the pause: the backend
+// waits for the client to have read it before it sends the rest, so a
+// proxy holding it back would deadlock until the client's bound.
+func TestPausedBodyReachesClient(t *testing.T) {
+	t.Parallel()
+	proceed := make(chan struct{})
+	be := newStub(t, func(n int, c net.Conn, br *bufio.Reader) {
+		if _, ok := readReqHead(br); !ok {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst")
+		<-proceed
+		io.WriteString(c, "-last")
+		br.Peek(1)
+	})
+	s := newSetup(t, UpstreamOptions{}, Options{}, [2]string{"b", be.addr})
+	front := frontServer(t, s.h)
+	c, err := net.Dial("tcp", front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second)) // a bound: passing it is the failure
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		close(proceed)
+		t.Fatalf("the head did not reach the client while the backend paused: %v", err)
+	}
+	first := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "first" {
+		close(proceed)
+		t.Fatalf("the first bytes did not reach the client while the backend paused: %q, %v", first, err)
+	}
+	close(proceed)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != "-last" {
+		t.Errorf("the rest: %q, %v", rest, err)
+	}
+}

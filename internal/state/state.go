@@ -80,6 +80,7 @@ type Store struct {
 	mu           sync.Mutex                // serialises changes; held across validate, write, publish
 	rev          store.Revision            // guarded by mu: the store's revision of the configuration in force
 	writeTimeout time.Duration             // guarded by mu; 0 = defaultWriteTimeout
+	advanced     chan struct{}             // guarded by mu: closed when rev next changes; nil until awaited
 	hooks        Hooks                     // guarded by mu
 	pools        map[poolKey]*balance.Pool // guarded by mu: the pools of the table in force
 	cfg          atomic.Pointer[config.Config]
@@ -107,9 +108,37 @@ func NewAt(snap store.Snapshot, reg *backend.Registry, st store.Store, log *slog
 // setRevLocked records the revision of the configuration in force.
 func (s *Store) setRevLocked(rev store.Revision) {
 	s.rev = rev
+	if s.advanced != nil {
+		close(s.advanced)
+		s.advanced = nil
+	}
 	if s.hooks.Applied != nil {
 		s.hooks.Applied(rev)
 	}
+}
+
+// followWait is how long a change that lost its compare-and-swap waits
+// for Follow to bring the newer state before loading it whole.
+const followWait = 250 * time.Millisecond
+
+// awaitNewerLocked releases the lock until a revision after rev is in
+// force (Follow applied it) or followWait passes, and reports whether one
+// is. It returns with the lock held.
+func (s *Store) awaitNewerLocked(ctx context.Context, rev store.Revision) bool {
+	if s.advanced == nil {
+		s.advanced = make(chan struct{})
+	}
+	advanced := s.advanced
+	s.mu.Unlock()
+	t := time.NewTimer(followWait)
+	select {
+	case <-advanced:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	t.Stop()
+	s.mu.Lock()
+	return s.rev > rev
 }
 
 // SetWriteTimeout bounds each change's writes to the store (default 10s):
@@ -257,12 +286,17 @@ func (s *Store) commit(sc scope, change func(c *config.Config) error, guard func
 			return next, nil
 		case errors.Is(err, store.ErrStale) && try < maxTries:
 			// Changed meanwhile (a hand edit, another node): put that in
-			// force, then build the change again on top of it.
+			// force, then build the change again on top of it. Follow
+			// brings the newer state most cheaply (one change, applied
+			// incrementally): let it, for a moment, with the lock released;
+			// if it does not, load the whole state.
 			if s.hooks.Retried != nil {
 				s.hooks.Retried()
 			}
-			if err := s.catchUpLocked(ctx); err != nil {
-				return nil, err
+			if !s.awaitNewerLocked(ctx, s.rev) {
+				if err := s.catchUpLocked(ctx); err != nil {
+					return nil, err
+				}
 			}
 		case errors.Is(err, store.ErrStale):
 			return nil, fmt.Errorf("%w: the stored configuration kept changing; try again: %w", ErrConflict, err)
@@ -279,7 +313,7 @@ func (s *Store) commit(sc scope, change func(c *config.Config) error, guard func
 // compare-and-swap.
 const (
 	defaultWriteTimeout = 10 * time.Second
-	maxTries            = 8
+	maxTries            = 32
 )
 
 // catchUpLocked loads the store's newer state and puts it in force before

@@ -18,7 +18,7 @@ import (
 
 // fleetConf is a node's file: its own listeners, the fleet's etcd, and a
 // snapshot beside it.
-func fleetConf(t *testing.T, etcd *etcdtest.Cluster, name string, c conf) conf {
+func fleetConf(t testing.TB, etcd *etcdtest.Cluster, name string, c conf) conf {
 	eps := make([]string, len(etcd.Endpoints()))
 	for i, e := range etcd.Endpoints() {
 		eps[i] = fmt.Sprintf("%q", strings.TrimPrefix(e, "http://"))

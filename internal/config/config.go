@@ -247,6 +247,15 @@ type VirtualHost struct {
 	// least_conn or weighted.
 	LBPolicy          string             `toml:"lb_policy,omitempty"`
 	CertificateSource *CertificateSource `toml:"certificate_source,omitempty"`
+	// Canary, when set, sends a share of the traffic to a second tag;
+	// nil means every request goes to EnabledBackendsTag (but overrides).
+	Canary *Canary `toml:"canary,omitempty"`
+	// Sticky says how clients keep their place; nil means by cookie, with
+	// no backend affinity.
+	Sticky *Sticky `toml:"sticky,omitempty"`
+	// Overrides send matching requests to a tag of their own, checked in
+	// order before the canary split.
+	Overrides []Override `toml:"overrides,omitempty"`
 }
 
 // Redirect reports whether the host wants HTTP redirected to HTTPS.
@@ -378,6 +387,7 @@ func (v VirtualHost) Clone() VirtualHost {
 		s := *v.CertificateSource
 		v.CertificateSource = &s
 	}
+	v.cloneSplit()
 	return v
 }
 

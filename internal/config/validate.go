@@ -224,6 +224,7 @@ func (h *VirtualHost) Validate(_ *Config) error {
 			v.add("certificate_source.type", fmt.Errorf("%q is not one of \"file\", \"lets_encrypt\"", s.Type))
 		}
 	}
+	h.validateSplit(&v)
 	return v.err()
 }
 

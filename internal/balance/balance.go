@@ -37,6 +37,7 @@ type Pool struct {
 	Backends []*backend.Backend
 	policy   Policy
 	panicRR  atomic.Uint64
+	aff      affinity // the members' affinity keys
 	// PanicLog throttles the log lines about panic-mode picks.
 	PanicLog backend.Throttle
 }
@@ -44,7 +45,7 @@ type Pool struct {
 // NewPool builds a pool. weights, used by the weighted policy, gives each
 // backend's weight (0 or missing means 1). An empty policy means round robin.
 func NewPool(policy string, backends []*backend.Backend, weights []int) (*Pool, error) {
-	p := &Pool{Backends: backends}
+	p := &Pool{Backends: backends, aff: newAffinity(backends)}
 	switch policy {
 	case "", RoundRobinName:
 		p.policy = &RoundRobin{backends: backends}

@@ -8,7 +8,7 @@ import "fronttier/internal/backend"
 // pool and on every node.
 func AffinityKey(id string) string {
 	const hexDigits = "0123456789abcdef"
-	h := hashString(id)
+	h := Hash(id)
 	var buf [16]byte
 	for i := len(buf) - 1; i >= 0; i-- {
 		buf[i] = hexDigits[h&0xf]
@@ -17,9 +17,11 @@ func AffinityKey(id string) string {
 	return string(buf[:])
 }
 
-// hashString is 64-bit FNV-1a with a final avalanche (murmur3's fmix64),
-// so that ids differing in one character differ in every digit.
-func hashString(s string) uint64 {
+// Hash is 64-bit FNV-1a with a final avalanche (murmur3's fmix64), so
+// that keys differing in one character differ in every bit: the hash that
+// places a client by a key (an affinity key here, a canary bucket in
+// package route). It does not allocate.
+func Hash[T ~string | ~[]byte](s T) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])

@@ -25,6 +25,10 @@ type Host struct {
 	TLS bool
 	// Pool holds the backends that carry Tag; never nil, possibly empty.
 	Pool *balance.Pool
+	// Split, when set, places requests on other pools too (a canary,
+	// overrides) and may pin clients to backends: see Decide. nil means
+	// every request goes to Pool, with no cookie read or set.
+	Split *Split
 }
 
 // Table maps host names to hosts. The zero Table routes nothing.

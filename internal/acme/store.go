@@ -16,8 +16,8 @@ import (
 	acmeproto "github.com/mholt/acmez/v3/acme"
 )
 
-// store keeps accounts and certificates. fileStore is the implementation
-// today; a fleet can share certificates through another one (etcd).
+// store keeps accounts and certificates: fileStore on a node alone,
+// etcdStore in a fleet.
 type store interface {
 	// loadAccount returns the account for email with its private key, or an
 	// error wrapping errNoAccount.
@@ -136,22 +136,36 @@ func (s *fileStore) saveAccount(email string, acct acmeproto.Account) error {
 }
 
 func (s *fileStore) loadCertificate(domain string) (*certificate, error) {
-	dir := s.certDir(domain)
-	chainPEM, err := os.ReadFile(filepath.Join(dir, domain+".crt"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("load certificate for %s: %w", domain, ErrNoCertificate)
+	chainPEM, keyPEM, meta, err := s.readCertificate(domain)
+	if err != nil {
+		return nil, err
 	}
+	c, err := parseCertificate(chainPEM, keyPEM, meta)
 	if err != nil {
 		return nil, fmt.Errorf("load certificate for %s: %w", domain, err)
 	}
-	keyPEM, err := os.ReadFile(filepath.Join(dir, domain+".key"))
+	c.meta = checkedMeta(domain, c, meta)
+	return c, nil
+}
+
+// readCertificate returns the cached chain, key and metadata of domain,
+// unparsed; an error wraps ErrNoCertificate when either file is missing.
+func (s *fileStore) readCertificate(domain string) (chainPEM, keyPEM []byte, meta certMeta, err error) {
+	dir := s.certDir(domain)
+	chainPEM, err = os.ReadFile(filepath.Join(dir, domain+".crt"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("load key for %s: %w", domain, ErrNoCertificate)
+		return nil, nil, meta, fmt.Errorf("load certificate for %s: %w", domain, ErrNoCertificate)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load key for %s: %w", domain, err)
+		return nil, nil, meta, fmt.Errorf("load certificate for %s: %w", domain, err)
 	}
-	var meta certMeta
+	keyPEM, err = os.ReadFile(filepath.Join(dir, domain+".key"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, meta, fmt.Errorf("load key for %s: %w", domain, ErrNoCertificate)
+	}
+	if err != nil {
+		return nil, nil, meta, fmt.Errorf("load key for %s: %w", domain, err)
+	}
 	// The metadata only adds the ARI window; a missing or damaged file
 	// leaves the schedule to RenewBefore.
 	if data, err := os.ReadFile(filepath.Join(dir, domain+".json")); err == nil {
@@ -159,15 +173,31 @@ func (s *fileStore) loadCertificate(domain string) (*certificate, error) {
 			meta = certMeta{}
 		}
 	}
-	c, err := parseCertificate(chainPEM, keyPEM, meta)
+	return chainPEM, keyPEM, meta, nil
+}
+
+// cachedSerial returns the serial number the cached metadata of domain
+// names, "" when there is none.
+func (s *fileStore) cachedSerial(domain string) string {
+	data, err := os.ReadFile(filepath.Join(s.certDir(domain), domain+".json"))
 	if err != nil {
-		return nil, fmt.Errorf("load certificate for %s: %w", domain, err)
+		return ""
 	}
-	if c.meta.Serial != c.serial() {
-		// Metadata of another certificate (a crash between two writes).
-		c.meta = certMeta{Domain: domain, Serial: c.serial(), NotAfter: c.leaf.NotAfter}
+	var meta certMeta
+	if json.Unmarshal(data, &meta) != nil {
+		return ""
 	}
-	return c, nil
+	return meta.Serial
+}
+
+// checkedMeta returns meta if it describes c, else metadata made from c
+// alone (the metadata of another certificate: a crash between two
+// writes).
+func checkedMeta(domain string, c *certificate, meta certMeta) certMeta {
+	if meta.Serial != c.serial() {
+		return certMeta{Domain: domain, Serial: c.serial(), NotAfter: c.leaf.NotAfter}
+	}
+	return meta
 }
 
 // saveCertificate writes the key, then the chain, then the metadata. A crash

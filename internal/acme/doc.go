@@ -102,6 +102,77 @@
 // domains leaves no trace). A certificate is loaded from the cache at
 // start when it covers the domain and has not expired; otherwise a new one
 // is ordered. Removing a domain keeps its files.
-// The store assumes one fronttier process per CacheDir; a fleet will share
-// certificates through another implementation of the store interface.
+// The store assumes one fronttier process per CacheDir; a fleet shares
+// its certificates through etcd instead (below).
+//
+// # Fleet
+//
+// With Options.Fleet, the nodes of a fleet share ACME through etcd: the
+// account, the certificates and their keys live there, one node at a time
+// orders a given domain, and whichever node the CA reaches answers its
+// challenges. Every node should have the same ACME settings (directory,
+// e-mail). Keys, under the fleet's prefix ({prefix}, e.g. /fronttier;
+// <ca> and the e-mail as in the cache above):
+//
+//	{prefix}/acme/accounts/<ca>/<email or "default">  {"account": {...}, "key": "<PKCS #8 PEM>"}
+//	{prefix}/acme/certificates/<ca>/<domain>           {"chain": "<PEM>", "key": "<PKCS #8 PEM>", "meta": {...}}
+//	{prefix}/acme/attempts/<ca>/<domain>               the fleet's failed attempts since the last certificate:
+//	                                                   {"failures", "retry_at", "node", "error"}
+//	{prefix}/acme/challenges/http-01/<token>           key authorization, under the presenting node's lease
+//	{prefix}/acme/challenges/tls-alpn-01/<domain>      key authorization, under the presenting node's lease
+//	{prefix}/locks/acme/<domain>/<lease>               the domain's order lock (an etcd mutex)
+//
+// etcd then holds the account key and every certificate's private key,
+// in clear: protect it as a key store. Use TLS to etcd with client
+// certificates or authentication, give fronttier's etcd user access to
+// the prefix alone, and keep etcd's data directory and backups private.
+//
+// Each node has an etcd session: a lease (30 seconds) kept alive while
+// Run runs, revoked when it ends, and expiring when the node dies. A
+// domain's order lock is an etcd mutex on that session. A node whose
+// schedule finds a certificate due takes the lock without waiting; when
+// another node holds it, it does not order but checks again later (after
+// the retry backoff) and installs the certificate when it appears. Having
+// the lock, it reads the fleet's certificate and failed attempts again
+// (another node may have renewed it, or failed, meanwhile): it installs a
+// newer certificate and orders only if one is still due and the fleet's
+// retry time has come (Renew and Reload's checks skip that wait, as they
+// skip this node's backoff). A failed order is recorded for the fleet, so
+// that the backoff is the fleet's: the next attempt, on whichever node,
+// waits for it. A successful one writes the certificate and clears the
+// failures; the lock is released after either. So a certificate is
+// ordered and renewed once per fleet, and a node that dies while
+// ordering frees the domain when its lease expires.
+//
+// Every node watches {prefix}/acme/certificates/<ca>/ and installs, as a
+// renewal of its own would be, each certificate written there for a
+// domain it manages that does not expire before the one it serves (a
+// certificate it serves already only brings its metadata: the CA's
+// renewal information another node fetched). The new certificate counts
+// as the renewal Renew asked for. Certificates deleted from etcd stay
+// served.
+//
+// Challenge answers are written, by the node presenting them, under its
+// session's lease, and removed at clean-up; a node's HTTP-01 responder
+// and ALPN look in their own answers first, then in etcd (a linearizable
+// read, since the answer was written just before the CA was told to look,
+// maybe through another member). The TLS-ALPN-01 certificate is built
+// from the key authorization by whichever node the CA reaches.
+//
+// The first account registered stays the fleet's: a node that registers
+// at the same time as another uses the account etcd kept. A node joining
+// a fleet from single-node mode brings its cached account and
+// certificates when etcd has none.
+//
+// CacheDir holds a copy of the certificates and keys of the domains the
+// node serves (never the account), refreshed from etcd, and read only
+// when etcd cannot be reached. When etcd cannot be reached, nodes keep
+// serving the certificates they have, and one that starts reads them
+// from its copy (after one request to etcd times out); no order is made,
+// since none is made without the lock (the attempt fails and is retried
+// with backoff); renewal resumes when etcd is back, and the watch catches
+// up with the certificates written meanwhile. A certificate obtained
+// while etcd became unreachable is served by the node that ordered it
+// but not shared, and may be ordered again by the fleet when due. The
+// order rate limit is counted by each node.
 package acme

@@ -34,6 +34,10 @@ type domain struct {
 
 	// cert is the certificate being served, nil if none.
 	cert atomic.Pointer[certificate]
+	// adopted is set when a certificate another node of the fleet
+	// obtained was installed, so that the goroutine starts its schedule
+	// afresh.
+	adopted atomic.Bool
 
 	// installMu serialises writing the cache, Put and SetStatus for this
 	// domain, and guards the transition of removed to true, after which
@@ -47,9 +51,10 @@ type domain struct {
 	done   chan struct{}
 
 	// Owned by the domain goroutine.
-	failures       int       // consecutive failed attempts
+	failures       int       // consecutive failed attempts (the fleet's, in a fleet)
 	retryAt        time.Time // no attempt before this unless forced
 	ariUnsupported bool      // the CA has no renewalInfo endpoint
+	waits          int       // consecutive checks that found another node ordering
 }
 
 func newDomain(name string) *domain {
@@ -59,6 +64,11 @@ func newDomain(name string) *domain {
 // poke triggers a forced check of d.
 func (d *domain) poke() {
 	d.forced.Store(true)
+	d.nudge()
+}
+
+// nudge triggers a check of d.
+func (d *domain) nudge() {
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -90,30 +100,49 @@ func (m *Manager) runDomain(ctx context.Context, d *domain) {
 // to take the next step.
 func (m *Manager) step(ctx context.Context, d *domain) time.Time {
 	forced := d.forced.Swap(false)
+	if d.adopted.Swap(false) {
+		d.failures, d.retryAt, d.waits = 0, time.Time{}, 0
+	}
 	now := m.clock.now()
 	if !forced && now.Before(d.retryAt) {
 		return d.retryAt
 	}
 	cur := d.cert.Load()
 	if cur == nil {
-		return m.attempt(ctx, d, nil, opIssue)
+		return m.attempt(ctx, d, nil, opIssue, forced)
 	}
 	if d.renew.Load() || !cur.validAt(now) {
-		return m.attempt(ctx, d, cur, opRenew)
+		return m.attempt(ctx, d, cur, opRenew, forced)
 	}
 	cur = m.refreshARI(ctx, d, cur, forced, now)
 	if now.Before(cur.renewAt(m.renewBefore)) {
-		d.failures, d.retryAt = 0, time.Time{}
+		d.failures, d.retryAt, d.waits = 0, time.Time{}, 0
 		return m.nextCheck(d, cur, now)
 	}
-	return m.attempt(ctx, d, cur, opRenew)
+	return m.attempt(ctx, d, cur, opRenew, forced)
 }
 
 // attempt obtains a certificate for d, replacing cur (nil for a first
 // issuance), installs it and returns when to take the next step: the next
 // check of the new certificate after success, the retry after failure.
-func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op string) time.Time {
+// In a fleet it first takes the fleet's order lock for d (see
+// claimOrder); forced (a check Reload asked for) skips the fleet's
+// backoff as it skips this node's.
+func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op string, forced bool) time.Time {
 	log := m.log.With("domain", d.name, "operation", op)
+	if m.fleet != nil {
+		unlock, fresh, next, err := m.claimOrder(ctx, d, cur, forced, log)
+		switch {
+		case ctx.Err() != nil:
+			return time.Time{} // removed or stopped
+		case err != nil:
+			return m.failed(d, op, err, false, log)
+		case unlock == nil:
+			return next
+		}
+		defer unlock()
+		cur = fresh
+	}
 	if op == opRenew && d.failures == 0 && cur.validAt(m.clock.now()) {
 		m.setStatus(d, StatusRenewing, nil)
 		log.Info("Renewing certificate", "expires_at", cur.leaf.NotAfter, "serial", cur.serial())
@@ -135,20 +164,7 @@ func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op s
 	}
 
 	if err != nil {
-		m.metrics.observe(op, false)
-		d.failures++
-		now := m.clock.now()
-		status, remaining := StatusFailed, time.Duration(0)
-		if served := d.cert.Load(); served != nil && served.validAt(now) {
-			status = StatusRenewing // never drop a valid certificate
-			remaining = served.leaf.NotAfter.Sub(now)
-		}
-		wait := retryWait(m.retryBase, m.retryMax, d.failures, remaining)
-		d.retryAt = now.Add(wait)
-		m.setStatus(d, status, err)
-		log.Error("ACME certificate request failed; retry scheduled", "error", err,
-			"attempt", d.failures, "retry_in", wait.String(), "status", status)
-		return d.retryAt
+		return m.failed(d, op, err, m.fleet != nil, log)
 	}
 
 	m.metrics.observe(op, true)
@@ -168,6 +184,32 @@ func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op s
 		log.Debug("Next renewal check", "at", next, "renew_at", issued.renewAt(m.renewBefore))
 	}
 	return next
+}
+
+// failed counts a failed attempt at d and returns when to retry; in a
+// fleet, shared records it for the other nodes (this node holds the
+// order lock).
+func (m *Manager) failed(d *domain, op string, err error, shared bool, log *slog.Logger) time.Time {
+	m.metrics.observe(op, false)
+	d.failures++
+	now := m.clock.now()
+	status, remaining := StatusFailed, time.Duration(0)
+	if served := d.cert.Load(); served != nil && served.validAt(now) {
+		status = StatusRenewing // never drop a valid certificate
+		remaining = served.leaf.NotAfter.Sub(now)
+	}
+	wait := retryWait(m.retryBase, m.retryMax, d.failures, remaining)
+	d.retryAt = now.Add(wait)
+	m.setStatus(d, status, err)
+	log.Error("ACME certificate request failed; retry scheduled", "error", err,
+		"attempt", d.failures, "retry_in", wait.String(), "status", status)
+	if shared {
+		att := attemptRecord{Failures: d.failures, RetryAt: d.retryAt.UTC(), Node: m.fleet.node, Error: err.Error()}
+		if err := m.fleet.store.recordFailure(d.name, att); err != nil {
+			log.Warn("Recording the failed attempt for the fleet failed", "error", err)
+		}
+	}
+	return d.retryAt
 }
 
 // install writes issued to the cache and serves it, unless d was removed

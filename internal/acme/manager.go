@@ -89,7 +89,8 @@ type Options struct {
 	// means the system roots.
 	CARoot string
 	// CacheDir holds the account, certificates and keys (files 0600,
-	// directories 0700). Required.
+	// directories 0700); in a fleet, only a copy of the certificates and
+	// keys this node served, read when etcd cannot be reached. Required.
 	CacheDir string
 	// RenewalCheck is the longest a domain goes without a check (a
 	// backstop: checks happen when a certificate is due, see the package
@@ -116,6 +117,10 @@ type Options struct {
 	Log *slog.Logger
 	// Registerer registers the package's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Fleet, when set, shares the account, certificates and keys, the
+	// orders and the challenge answers with the other nodes of a fleet
+	// through etcd; nil means this node alone.
+	Fleet *Fleet
 }
 
 // Manager obtains and renews certificates for a set of domains. Create it
@@ -130,6 +135,7 @@ type Manager struct {
 	inst         Installer
 	log          *slog.Logger
 	store        store
+	fleet        *fleet // nil on a node alone
 	client       *acmez.Client
 	transport    *http.Transport
 	chal         *challenges
@@ -204,9 +210,27 @@ func New(o Options) (*Manager, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = tlsConfig
 
-	st, err := newFileStore(o.CacheDir, o.DirectoryURL)
-	if err != nil {
-		return nil, fmt.Errorf("acme: %w", err)
+	var st store
+	var fl *fleet
+	if f := o.Fleet; f != nil {
+		if f.Client == nil {
+			return nil, errors.New("acme: options: Fleet.Client is required")
+		}
+		timeout := f.Timeout
+		if timeout <= 0 {
+			timeout = DefaultFleetTimeout
+		}
+		es, err := newEtcdStore(f.Client, f.Prefix, o.CacheDir, o.DirectoryURL, timeout, log)
+		if err != nil {
+			return nil, fmt.Errorf("acme: %w", err)
+		}
+		st, fl = es, newFleet(f.Node, es, log)
+	} else {
+		fs, err := newFileStore(o.CacheDir, o.DirectoryURL)
+		if err != nil {
+			return nil, fmt.Errorf("acme: %w", err)
+		}
+		st = fs
 	}
 	met, err := newMetrics(o.Registerer)
 	if err != nil {
@@ -214,6 +238,9 @@ func New(o Options) (*Manager, error) {
 	}
 
 	chal := newChallenges()
+	if fl != nil {
+		chal.shared = fl
+	}
 	limit := newOrderLimiter(systemClock{}, defaultOrderEvery, defaultOrderBurst)
 	gate := &orderGate{next: transport, limit: limit}
 	m := &Manager{
@@ -226,6 +253,7 @@ func New(o Options) (*Manager, error) {
 		inst:         o.Installer,
 		log:          log,
 		store:        st,
+		fleet:        fl,
 		transport:    transport,
 		chal:         chal,
 		metrics:      met,
@@ -372,12 +400,16 @@ func (m *Manager) Run(ctx context.Context) {
 		return
 	}
 	m.running, m.runCtx = true, ctx
+	if m.fleet != nil {
+		m.fleet.start(ctx)
+		m.wg.Go(func() { m.fleet.store.watch(ctx, m.managed, m.adoptShared) })
+	}
 	for _, d := range m.domains {
 		m.startLocked(d)
 	}
 	n := len(m.domains)
 	m.mu.Unlock()
-	m.log.Info("ACME manager started", "directory", m.directory, "domains", n)
+	m.log.Info("ACME manager started", "directory", m.directory, "domains", n, "fleet", m.fleet != nil)
 
 	<-ctx.Done()
 
@@ -391,6 +423,9 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
+	if m.fleet != nil {
+		m.fleet.stop()
+	}
 	m.transport.CloseIdleConnections()
 	m.mu.Lock()
 	m.running = false
@@ -491,5 +526,9 @@ func (m *Manager) ALPN(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, nil
 	}
-	return m.chal.alpnCert(name), nil
+	ctx := hello.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return m.chal.alpnCert(ctx, name), nil
 }

@@ -10,6 +10,9 @@ import (
 type metrics struct {
 	// operations counts finished issuance and renewal attempts.
 	operations *prometheus.CounterVec
+	// lockBusy counts the checks that found a certificate to order while
+	// another node of the fleet held its order lock.
+	lockBusy prometheus.Counter
 }
 
 // newMetrics creates the collectors, with every label combination present
@@ -24,12 +27,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			ops.WithLabelValues(op, result)
 		}
 	}
+	busy := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "acme_fleet_order_lock_busy_total",
+		Help: "Certificates this node found to order while another node of the fleet was ordering them (it installs theirs).",
+	})
 	if reg != nil {
-		if err := reg.Register(ops); err != nil {
-			return nil, fmt.Errorf("register metrics: %w", err)
+		for _, c := range []prometheus.Collector{ops, busy} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register metrics: %w", err)
+			}
 		}
 	}
-	return &metrics{operations: ops}, nil
+	return &metrics{operations: ops, lockBusy: busy}, nil
 }
 
 // observe counts one finished attempt of op.

@@ -61,7 +61,19 @@ func (m *Manager) account(ctx context.Context) (acmeproto.Account, error) {
 	if err != nil {
 		return acmeproto.Account{}, fmt.Errorf("register ACME account: %w", err)
 	}
-	if err := m.store.saveAccount(m.email, created); err != nil {
+	switch err := m.store.saveAccount(m.email, created); {
+	case errors.Is(err, errAccountTaken):
+		// Another node of the fleet registered at the same time: every
+		// node orders with the account the fleet kept.
+		theirs, lerr := m.store.loadAccount(m.email)
+		if lerr != nil {
+			m.log.Error("Reading the fleet's ACME account failed; ordering with this node's", "error", lerr)
+			break
+		}
+		m.acct.acct, m.acct.stale = &theirs, false
+		m.log.Info("Using the fleet's ACME account, registered by another node", "account", theirs.Location, "email", m.email)
+		return theirs, nil
+	case err != nil:
 		// Usable in memory; the next start registers the key again.
 		m.log.Error("Caching ACME account failed", "error", err)
 	}

@@ -1,13 +1,9 @@
 package acme
 
 import (
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"maps"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -84,23 +80,7 @@ func TestMetricsRegistration(t *testing.T) {
 // notAfter, in tm's cache as if it had been issued.
 func writeCached(t *testing.T, tm *testManager, dir, name string, notAfter time.Time) *certificate {
 	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		DNSNames:     []string{name},
-		NotBefore:    notAfter.Add(-90 * 24 * time.Hour),
-		NotAfter:     notAfter,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chainPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM, err := marshalPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	chainPEM, keyPEM := selfSignedPEM(t, name, notAfter)
 	c, err := parseCertificate(chainPEM, keyPEM, certMeta{})
 	if err != nil {
 		t.Fatal(err)

@@ -54,6 +54,10 @@ type pebbleOptions struct {
 	// alternateRoots is the number of alternate chains Pebble offers
 	// (PEBBLE_ALTERNATE_ROOTS).
 	alternateRoots int
+	// httpPort and tlsPort, when set, are where Pebble validates HTTP-01
+	// and TLS-ALPN-01 (on the address its DNS gives for the name), instead
+	// of a challengeFront of its own.
+	httpPort, tlsPort int
 }
 
 // pebbleEnv is a running Pebble with its DNS server and the listeners that
@@ -84,8 +88,12 @@ func startPebble(t *testing.T, o pebbleOptions) *pebbleEnv {
 	}
 	dir := t.TempDir()
 	caRoot, certFile, keyFile := writePebbleTLS(t, dir)
-	front := startChallengeFront(t)
-	env := &pebbleEnv{CARoot: caRoot, front: front, client: httpClientTrusting(t, caRoot)}
+	env := &pebbleEnv{CARoot: caRoot, client: httpClientTrusting(t, caRoot)}
+	httpPort, tlsPort := o.httpPort, o.tlsPort
+	if httpPort == 0 {
+		env.front = startChallengeFront(t)
+		httpPort, tlsPort = env.front.httpPort, env.front.tlsPort
+	}
 
 	// Ports are picked free and then released, so another process may take
 	// one first; a process that exits before answering is started again on
@@ -120,8 +128,8 @@ func startPebble(t *testing.T, o pebbleOptions) *pebbleEnv {
 			"managementListenAddress":        "127.0.0.1:" + strconv.Itoa(mgmtPort),
 			"certificate":                    certFile,
 			"privateKey":                     keyFile,
-			"httpPort":                       front.httpPort,
-			"tlsPort":                        front.tlsPort,
+			"httpPort":                       httpPort,
+			"tlsPort":                        tlsPort,
 			"ocspResponderURL":               "",
 			"externalAccountBindingRequired": false,
 			"domainBlocklist":                []string{"blocked-domain.example"},
@@ -369,9 +377,12 @@ func (e *pebbleEnv) setRenewalInfo(t *testing.T, cert *x509.Certificate, start, 
 	})
 }
 
-// attach routes Pebble's validations to m.
+// attach routes Pebble's validations to m, unless Pebble validates on
+// ports of the test's choosing.
 func (e *pebbleEnv) attach(m *Manager) {
-	e.front.setManager(m)
+	if e.front != nil {
+		e.front.setManager(m)
+	}
 }
 
 // challengeFront is what Pebble validates against: an HTTP server on

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"math"
 	"net/http"
 	"sync/atomic"
 
@@ -147,6 +148,11 @@ func (h *Host) Decide(r *http.Request) Decision {
 	}
 	stable.Cause, stable.Bucket, stable.Source = CauseBucket, bucket, src
 	return stable
+}
+
+// Threshold returns the buckets a canary of percent (0 to 100) takes.
+func Threshold(percent float64) int {
+	return min(Buckets, max(0, int(math.Round(percent*Buckets/100))))
 }
 
 // bucket returns r's bucket by the split's key.

@@ -29,7 +29,7 @@ func splitHost(t testing.TB, percent float64, key KeyKind) *Host {
 	t.Helper()
 	a, b := testPool(t, "a1"), testPool(t, "b1")
 	return &Host{Domain: "example.com", Tag: "a", Pool: a, Split: &Split{
-		Canary: b, CanaryTag: "b", Percent: percent, Threshold: int(percent * Buckets / 100),
+		Canary: b, CanaryTag: "b", Percent: percent, Threshold: Threshold(percent),
 		Key: key, Header: "X-User-Id",
 		Overrides: []Override{
 			{Kind: MatchHeader, Name: "X-Canary", Value: "1", Tag: "b", Pool: b},
@@ -324,5 +324,17 @@ func TestExplain(t *testing.T) {
 				t.Errorf("Explain = %q, want it to start with %q and end with %q", got, tt.want, suffix[tt.name])
 			}
 		})
+	}
+}
+
+func TestThreshold(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		percent float64
+		want    int
+	}{{0, 0}, {0.01, 1}, {0.29, 29}, {0.5, 50}, {10, 1000}, {33.33, 3333}, {99.99, 9999}, {100, Buckets}} {
+		if got := Threshold(tt.percent); got != tt.want {
+			t.Errorf("Threshold(%v) = %d, want %d", tt.percent, got, tt.want)
+		}
 	}
 }

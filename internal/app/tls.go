@@ -44,6 +44,7 @@ func (a *App) buildTLS(cfg *config.Config) error {
 		Installer:      a.certs,
 		Log:            log,
 		Registerer:     a.metrics.Registry(),
+		Fleet:          a.fleetACME(cfg),
 	})
 	if err != nil {
 		return fmt.Errorf("lets_encrypt: %w", err)
@@ -51,7 +52,8 @@ func (a *App) buildTLS(cfg *config.Config) error {
 	a.certs.SetACME(a.acme)
 	if len(acmeDomains(cfg)) > 0 {
 		// Fail at start, not at the first issuance, when the cache cannot
-		// be created.
+		// be created (in a fleet it keeps a copy of the certificates, for
+		// a start while etcd is away).
 		if err := os.MkdirAll(le.CacheDir, 0o700); err != nil {
 			return fmt.Errorf("lets_encrypt.cache_dir: %w", err)
 		}

@@ -223,6 +223,7 @@ func build(snap store.Snapshot, file *store.File, o Options) (_ *App, err error)
 	if a.store, err = state.NewAt(snap, a.reg, st, log); err != nil {
 		return nil, err
 	}
+	a.metrics.WatchCanaries(a.store) // proxy_canary_percent, from the table in force
 	if a.fleet != nil {
 		a.store.SetWriteTimeout(secs(cfg.Cluster.EtcdDialTimeoutSecs))
 		a.fleet.current = a.store.Config

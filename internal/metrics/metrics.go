@@ -36,8 +36,10 @@ type Metrics struct {
 
 	// series caches the children of requests and duration per label set:
 	// after the first request of a kind, reporting is a lock-free
-	// sync.Map load and two atomic adds.
+	// sync.Map load and a few atomic adds.
 	series sync.Map // seriesKey -> *series
+	// stats holds each domain's per-tag counts (see Stats).
+	stats sync.Map // domain -> *domainStats
 
 	// mu guards forwarders and the creation of upstream children, so that
 	// a removed backend's series is not created again (see Upstream).
@@ -51,14 +53,15 @@ type Metrics struct {
 }
 
 type seriesKey struct {
-	domain, backend string
-	code            int
-	failed          bool // the error label
+	domain, tag, backend string
+	code                 int
+	failed               bool // the error label
 }
 
 type series struct {
 	requests prometheus.Counter
 	duration prometheus.Observer
+	stats    *tagCounters // the domain's and tag's
 }
 
 // DurationBuckets are proxy_request_duration_ms's bucket bounds, in ms.
@@ -72,13 +75,13 @@ func New(reg *prometheus.Registry) *Metrics {
 		forwarders: make(map[string]int),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "proxy_requests_total",
-			Help: "Total number of requests, by virtual host, backend, status code and whether it failed (a 5xx answer, or an answer cut short or failed after its head was sent).",
-		}, []string{"domain", "backend", "code", "error"}),
+			Help: "Total number of requests, by virtual host, tag routed to, backend, status code and whether it failed (a 5xx answer, or an answer cut short or failed after its head was sent).",
+		}, []string{"domain", "tag", "backend", "code", "error"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "proxy_request_duration_ms",
-			Help:    "Request duration in milliseconds, from the request's arrival to the end of its response.",
+			Help:    "Request duration in milliseconds, from the request's arrival to the end of its response, by virtual host and tag routed to.",
 			Buckets: DurationBuckets,
-		}, []string{"domain"}),
+		}, []string{"domain", "tag"}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "proxy_active_connections",
 			Help: "Client connections currently open on the proxy's listeners.",
@@ -112,25 +115,31 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Request records one finished request (proxy.Observer). Its error label
-// is true for a server error (5xx) and for an answer that failed or was
-// cut short after its head was sent (failed), whatever its status: the
-// manual's error-rate query then sees broken answers too.
-func (m *Metrics) Request(domain, backend string, code int, failed bool, d time.Duration) {
+// Request records one finished request (proxy.Observer): tag is the tag
+// the request was routed to ("" when it was not: an unknown host, a
+// redirect). Its error label is true for a server error (5xx) and for an
+// answer that failed or was cut short after its head was sent (failed),
+// whatever its status: the manual's error-rate query then sees broken
+// answers too, and so does the domain's and tag's Stats. After the first
+// request of a label set it takes no lock and allocates nothing.
+func (m *Metrics) Request(domain, tag, backend string, code int, failed bool, d time.Duration) {
 	if domain == "" {
 		domain = UnknownDomain
 	}
-	k := seriesKey{domain, backend, code, failed || code >= 500}
+	k := seriesKey{domain, tag, backend, code, failed || code >= 500}
 	v, ok := m.series.Load(k)
 	if !ok {
 		v, _ = m.series.LoadOrStore(k, &series{
-			requests: m.requests.WithLabelValues(domain, backend, strconv.Itoa(code), strconv.FormatBool(k.failed)),
-			duration: m.duration.WithLabelValues(domain),
+			requests: m.requests.WithLabelValues(domain, tag, backend, strconv.Itoa(code), strconv.FormatBool(k.failed)),
+			duration: m.duration.WithLabelValues(domain, tag),
+			stats:    m.counters(domain, tag),
 		})
 	}
 	s := v.(*series)
 	s.requests.Inc()
-	s.duration.Observe(float64(d.Microseconds()) / 1000)
+	ms := float64(d.Microseconds()) / 1000
+	s.duration.Observe(ms)
+	s.stats.add(k.failed, ms)
 }
 
 // Retry counts an attempt sent again after backend failed (proxy.Observer).
@@ -225,8 +234,9 @@ func (m *Metrics) Forget(domain string) {
 		}
 		return true
 	})
+	m.stats.Delete(domain)
 	m.requests.DeletePartialMatch(prometheus.Labels{"domain": domain})
-	m.duration.DeleteLabelValues(domain)
+	m.duration.DeletePartialMatch(prometheus.Labels{"domain": domain})
 	m.retries.DeletePartialMatch(prometheus.Labels{"domain": domain})
 	m.panics.DeleteLabelValues(domain)
 }

@@ -14,17 +14,17 @@ import (
 func TestRequestSeries(t *testing.T) {
 	t.Parallel()
 	m := New(prometheus.NewRegistry())
-	m.Request("example.com", "web-1", 200, false, 3*time.Millisecond)
-	m.Request("example.com", "web-1", 200, false, 5*time.Millisecond)
-	m.Request("example.com", "web-1", 502, false, time.Millisecond)
-	m.Request("", "", 404, false, time.Millisecond)
+	m.Request("example.com", "a", "web-1", 200, false, 3*time.Millisecond)
+	m.Request("example.com", "a", "web-1", 200, false, 5*time.Millisecond)
+	m.Request("example.com", "a", "web-1", 502, false, time.Millisecond)
+	m.Request("", "", "", 404, false, time.Millisecond)
 	for _, tc := range []struct {
 		labels []string
 		want   float64
 	}{
-		{[]string{"example.com", "web-1", "200", "false"}, 2},
-		{[]string{"example.com", "web-1", "502", "true"}, 1}, // the manual's error-rate query
-		{[]string{UnknownDomain, "", "404", "false"}, 1},     // random Host headers share one series
+		{[]string{"example.com", "a", "web-1", "200", "false"}, 2},
+		{[]string{"example.com", "a", "web-1", "502", "true"}, 1}, // the manual's error-rate query
+		{[]string{UnknownDomain, "", "", "404", "false"}, 1},      // random Host headers share one series
 	} {
 		if got := testutil.ToFloat64(m.requests.WithLabelValues(tc.labels...)); got != tc.want {
 			t.Errorf("proxy_requests_total%v = %v, want %v", tc.labels, got, tc.want)
@@ -38,8 +38,8 @@ func TestRequestSeries(t *testing.T) {
 func TestForgetAndRemoved(t *testing.T) {
 	t.Parallel()
 	m := New(prometheus.NewRegistry())
-	m.Request("gone.example.com", "b1", 200, false, time.Millisecond)
-	m.Request("kept.example.com", "b2", 200, false, time.Millisecond)
+	m.Request("gone.example.com", "a", "b1", 200, false, time.Millisecond)
+	m.Request("kept.example.com", "a", "b2", 200, false, time.Millisecond)
 	m.Upstream("b2").Observe(1)
 	m.Forget("gone.example.com")
 	m.Removed(&backend.Backend{ID: "b2"})
@@ -50,8 +50,8 @@ func TestForgetAndRemoved(t *testing.T) {
 		t.Errorf("%d upstream series left for a removed backend", n)
 	}
 	// A series forgotten is recreated by the next request, from zero.
-	m.Request("gone.example.com", "b1", 200, false, time.Millisecond)
-	if got := testutil.ToFloat64(m.requests.WithLabelValues("gone.example.com", "b1", "200", "false")); got != 1 {
+	m.Request("gone.example.com", "a", "b1", 200, false, time.Millisecond)
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("gone.example.com", "a", "b1", "200", "false")); got != 1 {
 		t.Errorf("recreated series = %v, want 1", got)
 	}
 }
@@ -155,7 +155,7 @@ func TestLint(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
 	m := New(reg)
-	m.Request("example.com", "b", 200, false, time.Millisecond)
+	m.Request("example.com", "a", "b", 200, false, time.Millisecond)
 	m.Retry("example.com", "b")
 	m.Panic("example.com")
 	m.Upstream("b").Observe(1)
@@ -176,7 +176,7 @@ func BenchmarkRequest(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			m.Request("example.com", "web-1", 200, false, time.Millisecond)
+			m.Request("example.com", "a", "web-1", 200, false, time.Millisecond)
 		}
 	})
 }

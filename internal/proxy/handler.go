@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"fronttier/internal/backend"
+	"fronttier/internal/balance"
 	"fronttier/internal/logging"
 	"fronttier/internal/route"
 )
@@ -33,13 +34,14 @@ type TLSReady interface {
 }
 
 // Observer receives what the data path does: Request once per finished
-// request (domain "" when no host matched, backend "" when none was
-// picked; failed when the answer failed or was cut short, whatever its
-// status: see Failure.Counts), Retry when an attempt is sent again to
-// another backend, Panic when a request goes to an unhealthy backend
-// because none is healthy.
+// request (domain "" when no host matched; tag the tag the request was
+// routed to, "" when it was answered before (a redirect, a refused
+// upload); backend "" when none was picked; failed when the answer failed
+// or was cut short, whatever its status: see Failure.Counts), Retry when
+// an attempt is sent again to another backend, Panic when a request goes
+// to an unhealthy backend because none is healthy.
 type Observer interface {
-	Request(domain, backend string, code int, failed bool, d time.Duration)
+	Request(domain, tag, backend string, code int, failed bool, d time.Duration)
 	Retry(domain, backend string)
 	Panic(domain string)
 }
@@ -122,44 +124,73 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	host := h.o.Routes.Table().Lookup(r.Host)
 	if host == nil {
-		h.finish(r, start, "", "", h.plain(w, http.StatusNotFound, "404 unknown host\n"))
+		h.finish(r, start, "", "", "", h.plain(w, http.StatusNotFound, "404 unknown host\n"))
 		return
 	}
 	if r.TLS == nil && host.Redirect && host.TLS && h.o.TLS != nil && h.o.TLS.Ready(host.Domain) {
-		h.finish(r, start, host.Domain, "", h.redirect(w, r))
+		h.finish(r, start, host.Domain, "", "", h.redirect(w, r))
 		return
 	}
 	if h.o.MaxBodyBytes > 0 && r.ContentLength > h.o.MaxBodyBytes {
-		h.finish(r, start, host.Domain, "", h.plain(w, http.StatusRequestEntityTooLarge, "413 request body too large\n"))
+		h.finish(r, start, host.Domain, "", "", h.plain(w, http.StatusRequestEntityTooLarge, "413 request body too large\n"))
 		return
 	}
 	h.forward(w, r, host, start)
 }
 
-// forward sends r to a backend of host's pool. When an attempt fails
-// before any response reached the client, and the request can safely be
-// sent again (see retryable), it is tried on another backend, up to
-// MaxAttempts backends.
+// forward sends r to a backend of the pool host places it on (see
+// route.Host.Decide: its stable pool, a canary's, an override's). When an
+// attempt fails before any response reached the client, and the request
+// can safely be sent again (see retryable), it is tried on another
+// backend, up to MaxAttempts backends.
+//
+// A host without a Split costs nothing more than its pool's Pick. With
+// one, a client with its cookies costs a scan of its Cookie field and no
+// allocation; a client given a new bucket, or moved to another backend,
+// gets a Set-Cookie on the answer.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Host, start time.Time) {
 	body, err := h.prepareBody(w, r)
 	if err != nil {
-		h.finish(r, start, host.Domain, "", h.bodyFailed(w, err))
+		h.finish(r, start, host.Domain, "", "", h.bodyFailed(w, err))
 		return
 	}
 	defer body.finish()
 	rec := h.recs.get(w, h.o.SendTimeout)
 	defer h.recs.put(rec)
 
+	pool, tag := host.Pool, host.Tag
+	affinity, affKey := false, ""
+	if sp := host.Split; sp != nil {
+		d := host.Decide(r)
+		pool, tag = d.Pool, d.Tag
+		if d.Source == route.SourceNew {
+			rec.cookies[0] = bucketCookie(d.Bucket, r)
+		}
+		if affinity = sp.Affinity; affinity {
+			affKey, _ = route.Cookie(r.Header, route.AffinityCookie)
+		}
+	}
 	var triedBuf [maxAttempts]*backend.Backend
 	tried := triedBuf[:0]
 	var b *backend.Backend
 	for {
-		var panicked bool
-		if b, panicked = host.Pool.Pick(tried); b == nil {
+		var panicked, kept bool
+		if affinity {
+			b, panicked, kept = pool.PickAffine(affKey, tried)
+		} else {
+			b, panicked = pool.Pick(tried)
+		}
+		if b == nil {
 			break
 		}
 		if panicked {
-			h.panicking(host, b)
+			h.panicking(host.Domain, tag, pool, b)
+		}
+		if affinity && !kept {
+			rec.cookies[1] = ""
+			if k := pool.AffinityKey(b); k != affKey {
+				rec.cookies[1] = affinityCookie(k, r) // a new client, or its backend is gone
+			}
 		}
 		body.rewind(r)
 		rec.err = nil
@@ -198,7 +229,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Ho
 	case b == nil && len(tried) == 0:
 		res := h.plain(w, http.StatusServiceUnavailable, "503 no backend available\n")
 		res.fail = FailNoBackend
-		h.finish(r, start, host.Domain, "", res)
+		h.finish(r, start, host.Domain, tag, "", res)
 		return
 	case b == nil:
 		b = tried[len(tried)-1]
@@ -220,7 +251,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Ho
 	default:
 		res = h.failed(w, host, b, rec.err)
 	}
-	h.finish(r, start, host.Domain, b.ID, res)
+	h.finish(r, start, host.Domain, tag, b.ID, res)
 	if rec.aborted {
 		panic(http.ErrAbortHandler) // the client must see a broken response
 	}
@@ -284,16 +315,16 @@ func (h *Handler) failed(w http.ResponseWriter, host *route.Host, b *backend.Bac
 	return a
 }
 
-// panicking notes that host's pool had no healthy backend left and a
-// request went to an unhealthy one anyway: counted every time, logged at
-// most every logEvery per pool.
-func (h *Handler) panicking(host *route.Host, b *backend.Backend) {
+// panicking notes that the pool of tag had no healthy backend left and a
+// request for domain went to an unhealthy one anyway: counted every time,
+// logged at most every logEvery per pool.
+func (h *Handler) panicking(domain, tag string, pool *balance.Pool, b *backend.Backend) {
 	if h.o.Observer != nil {
-		h.o.Observer.Panic(host.Domain)
+		h.o.Observer.Panic(domain)
 	}
-	if host.Pool.PanicLog.Allow(time.Now(), logEvery) {
+	if pool.PanicLog.Allow(time.Now(), logEvery) {
 		h.o.Log.Warn("no healthy backend for tag, sending traffic to unhealthy backends (panic mode)",
-			"domain", host.Domain, "tag", host.Tag, "backend", b.ID)
+			"domain", domain, "tag", tag, "backend", b.ID)
 	}
 }
 
@@ -345,14 +376,14 @@ func (h *Handler) redirect(w http.ResponseWriter, r *http.Request) answer {
 }
 
 // finish reports a request to metrics and the access log.
-func (h *Handler) finish(r *http.Request, start time.Time, domain, backendID string, a answer) {
+func (h *Handler) finish(r *http.Request, start time.Time, domain, tag, backendID string, a answer) {
 	d := time.Since(start)
 	if h.o.Observer != nil {
-		h.o.Observer.Request(domain, backendID, a.code, a.fail.Counts(), d)
+		h.o.Observer.Request(domain, tag, backendID, a.code, a.fail.Counts(), d)
 	}
 	if h.o.Log.Enabled(context.Background(), logging.LevelTrace) {
 		h.o.Log.Log(context.Background(), logging.LevelTrace, "request", "method", r.Method, "host", r.Host,
-			"path", r.URL.Path, "domain", domain, "backend", backendID, "status", a.code,
+			"path", r.URL.Path, "domain", domain, "tag", tag, "backend", backendID, "status", a.code,
 			"bytes", a.bytes, "duration", d.String(), "error", string(a.fail))
 	}
 	if h.o.Access != nil {

@@ -33,7 +33,7 @@ type observed struct {
 	failures []string
 }
 
-func (o *observed) Request(domain, backend string, code int, failed bool, _ time.Duration) {
+func (o *observed) Request(domain, _, backend string, code int, failed bool, _ time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	r := fmt.Sprintf("%s %s %d", domain, backend, code)

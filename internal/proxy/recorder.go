@@ -26,6 +26,9 @@ type recorder struct {
 	fail    Failure // why the answer was not delivered whole
 	started bool    // a final status went to the client; no retry is possible
 	aborted bool    // the backend broke off mid-answer; the client connection must be aborted
+	// cookies are Set-Cookie lines the handler adds to the final answer
+	// ("" for none): the placement cookies (see Handler.forward).
+	cookies [2]string
 }
 
 // writeDeadliner and errFlusher are what http.ResponseController looks for;
@@ -75,21 +78,32 @@ func (rec *recorder) WriteHeader(code int) {
 		return
 	}
 	if !rec.started {
-		rec.started = true
-		rec.status = code
+		rec.start(code)
 	}
 	rec.w.WriteHeader(code)
 }
 
 func (rec *recorder) Write(p []byte) (int, error) {
 	if !rec.started {
-		rec.started = true
-		rec.status = http.StatusOK
+		rec.start(http.StatusOK)
 	}
 	rec.arm()
 	n, err := rec.w.Write(p)
 	rec.bytes += int64(n)
 	return n, err
+}
+
+// start notes the final answer's status and adds the handler's cookies
+// to its header, which is about to be sent.
+func (rec *recorder) start(code int) {
+	rec.started = true
+	rec.status = code
+	for _, c := range rec.cookies {
+		if c != "" {
+			h := rec.w.Header()
+			h["Set-Cookie"] = append(h["Set-Cookie"], c)
+		}
+	}
 }
 
 // Unwrap lets http.ResponseController reach the connection's writer.
@@ -99,8 +113,7 @@ func (rec *recorder) Unwrap() http.ResponseWriter { return rec.w }
 // other streams, and an answer whose next bytes the backend makes wait).
 func (rec *recorder) FlushError() error {
 	if !rec.started {
-		rec.started = true
-		rec.status = http.StatusOK
+		rec.start(http.StatusOK)
 	}
 	rec.arm()
 	if rec.fl != nil {

@@ -88,25 +88,6 @@ func (c *collected) last() logging.Entry {
 	return c.entries[len(c.entries)-1]
 }
 
-// get sends a GET for example.com on a new connection and returns the
-// answer, its body read to the end (or to the error).
-func getRaw(t *testing.T, front string) (*http.Response, string, error) {
-	t.Helper()
-	c, err := net.Dial("tcp", front)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second)) // a bound, never expected to pass
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return nil, "", err
-	}
-	body, err := io.ReadAll(resp.Body)
-	return resp, string(body), err
-}
-
 // TestUnsolicitedBytesNeverReachAnotherClient: a backend that sends bytes
 // nobody asked for on a kept-alive connection (a whole extra answer, or an
 // idle-timeout 408 before closing) must not have them read as the next
@@ -134,12 +115,12 @@ func TestUnsolicitedBytesNeverReachAnotherClient(t *testing.T) {
 			})
 			s := newSetup(t, UpstreamOptions{}, Options{}, [2]string{"b", be.addr})
 			front := frontServer(t, s.h)
-			if _, body, err := getRaw(t, front); err != nil || body != "conn1" {
+			if _, body, err := getRawPath(t, front, "/"); err != nil || body != "conn1" {
 				t.Fatalf("first answer %q, %v", body, err)
 			}
 			close(answered)
 			<-sent
-			_, body, err := getRaw(t, front)
+			_, body, err := getRawPath(t, front, "/")
 			if err != nil || body != "conn2" {
 				t.Fatalf("second client got %q (%v), want its own answer from a new connection", body, err)
 			}
@@ -261,6 +242,8 @@ func TestReadTimeout(t *testing.T) {
 	}
 }
 
+// getRawPath sends a GET of path for example.com on a new connection and
+// returns the answer, its body read to the end (or to the error).
 func getRawPath(t *testing.T, front, path string) (*http.Response, string, error) {
 	t.Helper()
 	c, err := net.Dial("tcp", front)

@@ -78,9 +78,9 @@ func (d *domain) nudge() {
 // runDomain checks d at once, then whenever the time returned by the last
 // step has come or Reload pokes it, until ctx is done.
 func (m *Manager) runDomain(ctx context.Context, d *domain) {
-	al := m.clock.alarm()
-	defer al.stop()
-	al.set(m.clock.now())
+	al := m.clock.Alarm()
+	defer al.Stop()
+	al.Set(m.clock.Now())
 	for {
 		select {
 		case <-ctx.Done():
@@ -92,7 +92,7 @@ func (m *Manager) runDomain(ctx context.Context, d *domain) {
 		if ctx.Err() != nil {
 			return
 		}
-		al.set(next)
+		al.Set(next)
 	}
 }
 
@@ -103,7 +103,7 @@ func (m *Manager) step(ctx context.Context, d *domain) time.Time {
 	if d.adopted.Swap(false) {
 		d.failures, d.retryAt, d.waits = 0, time.Time{}, 0
 	}
-	now := m.clock.now()
+	now := m.clock.Now()
 	if !forced && now.Before(d.retryAt) {
 		return d.retryAt
 	}
@@ -143,7 +143,7 @@ func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op s
 		defer unlock()
 		cur = fresh
 	}
-	if op == opRenew && d.failures == 0 && cur.validAt(m.clock.now()) {
+	if op == opRenew && d.failures == 0 && cur.validAt(m.clock.Now()) {
 		m.setStatus(d, StatusRenewing, nil)
 		log.Info("Renewing certificate", "expires_at", cur.leaf.NotAfter, "serial", cur.serial())
 	}
@@ -171,7 +171,7 @@ func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op s
 	d.failures, d.retryAt = 0, time.Time{}
 	d.renew.Store(false)
 	m.install(d, issued, log)
-	now := m.clock.now()
+	now := m.clock.Now()
 	next := m.nextCheck(d, issued.certificate, now)
 	if !now.Before(issued.renewAt(m.renewBefore)) {
 		// Only the CA's renewal information (or a clock far ahead of the
@@ -192,7 +192,7 @@ func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op s
 func (m *Manager) failed(d *domain, op string, err error, shared bool, log *slog.Logger) time.Time {
 	m.metrics.observe(op, false)
 	d.failures++
-	now := m.clock.now()
+	now := m.clock.Now()
 	status, remaining := StatusFailed, time.Duration(0)
 	if served := d.cert.Load(); served != nil && served.validAt(now) {
 		status = StatusRenewing // never drop a valid certificate

@@ -20,7 +20,7 @@ import (
 // means no lock could be had (etcd cannot be reached): no order then.
 func (m *Manager) claimOrder(ctx context.Context, d *domain, cur *certificate, forced bool, log *slog.Logger) (unlock func(), fresh *certificate, next time.Time, err error) {
 	unlock, err = m.fleet.tryLock(ctx, d.name)
-	now := m.clock.now()
+	now := m.clock.Now()
 	if errors.Is(err, errOrderLocked) {
 		d.waits++
 		m.metrics.lockBusy.Inc()
@@ -105,7 +105,7 @@ func (m *Manager) adoptShared(name string, c *certificate) {
 // serves already only brings its metadata (renewal information another
 // node fetched). It reports whether c was installed.
 func (m *Manager) adopt(d *domain, c *certificate) bool {
-	if c.usableFor(d.name, m.clock.now()) != nil {
+	if c.usableFor(d.name, m.clock.Now()) != nil {
 		return false
 	}
 	d.installMu.Lock()

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"fronttier/internal/clock"
 	"fronttier/internal/testutil"
 )
 
@@ -222,7 +223,7 @@ func (tm *testManager) domainState(name string) *domain {
 
 // setClock makes c the clock of tm's schedule and order rate limit; call
 // it before Sync.
-func (tm *testManager) setClock(c clock) {
+func (tm *testManager) setClock(c clock.Clock) {
 	tm.clock = c
 	tm.limit.clock = c
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"fronttier/internal/clock/clocktest"
 )
 
 // Integration tests against a real Pebble; see pebble_test.go.
@@ -195,7 +197,7 @@ func TestFailureKeepsValidCertificate(t *testing.T) {
 	// Nothing listens on 127.0.0.2, so validation of bad fails.
 	env.setA(t, bad, "127.0.0.2")
 	tm := newTestManager(t, env, nil)
-	fc := newFakeClock(time.Now())
+	fc := clocktest.New(time.Now())
 	tm.setClock(fc)
 	tm.ari = false
 	refuse := tm.refuseOrders()
@@ -214,7 +216,7 @@ func TestFailureKeepsValidCertificate(t *testing.T) {
 	tm.inst.waitFor(t, "a failed issuance", func(ev []event) bool {
 		return failed(ev, bad, StatusFailed) >= 1 && lastStatus(ev, good).status == StatusValid
 	})
-	fc.set(fc.now().Add(time.Minute)) // past the retry
+	fc.Set(fc.Now().Add(time.Minute)) // past the retry
 	events := tm.inst.waitFor(t, "the retry failing", func(ev []event) bool {
 		return failed(ev, bad, StatusFailed) >= 2
 	})
@@ -231,9 +233,9 @@ func TestFailureKeepsValidCertificate(t *testing.T) {
 	// Renewal of good fails too now: the valid certificate stays.
 	installed := serials(events, good)
 	refuse.Store(true)
-	fc.set(dueAt(puts(events, good)[0].Leaf, DefaultRenewBefore))
+	fc.Set(dueAt(puts(events, good)[0].Leaf, DefaultRenewBefore))
 	tm.inst.waitFor(t, "a failed renewal", func(ev []event) bool { return failed(ev, good, StatusRenewing) >= 1 })
-	fc.set(fc.now().Add(time.Minute)) // past the retry
+	fc.Set(fc.Now().Add(time.Minute)) // past the retry
 	events = tm.inst.waitFor(t, "the retry failing", func(ev []event) bool {
 		return failed(ev, good, StatusRenewing) >= 2
 	})
@@ -257,7 +259,7 @@ func TestRemovedDomainStopsRenewal(t *testing.T) {
 	t.Parallel()
 	env := startPebble(t, pebbleOptions{})
 	tm := newTestManager(t, env, nil)
-	fc := newFakeClock(time.Now())
+	fc := clocktest.New(time.Now())
 	tm.setClock(fc)
 	tm.ari = false
 	const name, other = "gone.example.test", "stay.example.test"
@@ -266,8 +268,8 @@ func TestRemovedDomainStopsRenewal(t *testing.T) {
 	events := tm.inst.waitFor(t, "certificates", func(ev []event) bool {
 		return lastStatus(ev, name).status == StatusValid && lastStatus(ev, other).status == StatusValid
 	})
-	fc.waitArmedN(t, "for both next checks", 2, func(at time.Time) bool { return at.After(fc.now()) })
-	fc.set(dueAt(puts(events, name)[0].Leaf, DefaultRenewBefore).Add(time.Minute))
+	fc.WaitArmedN(t, waitTimeout, "for both next checks", 2, func(at time.Time) bool { return at.After(fc.Now()) })
+	fc.Set(dueAt(puts(events, name)[0].Leaf, DefaultRenewBefore).Add(time.Minute))
 	tm.inst.waitFor(t, "renewal", func(ev []event) bool { return len(serials(ev, name)) >= 2 })
 
 	d := tm.domainState(name)
@@ -285,7 +287,7 @@ func TestRemovedDomainStopsRenewal(t *testing.T) {
 	// Pebble's new certificates are due at once on the fake clock: each
 	// move past the retry interval renews other again.
 	tm.inst.waitFor(t, "other domain renewed", func(ev []event) bool { return len(serials(ev, other)) >= 2 })
-	fc.set(fc.waitArmed(t, "for the next renewal", func(at time.Time) bool { return at.After(fc.now()) }))
+	fc.Set(fc.WaitArmed(t, waitTimeout, "for the next renewal", func(at time.Time) bool { return at.After(fc.Now()) }))
 	tm.inst.waitFor(t, "other domain renewed again", func(ev []event) bool { return len(serials(ev, other)) >= 3 })
 	if after := len(eventsFor(tm.inst.snapshot(), name)); after != before {
 		t.Errorf("%d events for %s after its removal", after-before, name)

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"fronttier/internal/clock"
 )
 
 // The default order rate limit mirrors Let's Encrypt's "new orders per
@@ -23,7 +25,7 @@ const (
 // validation hangs delays no other, and a failing domain backs off on its
 // own schedule. mu guards tokens and last.
 type orderLimiter struct {
-	clock clock
+	clock clock.Clock
 	every time.Duration
 	burst float64
 
@@ -32,7 +34,7 @@ type orderLimiter struct {
 	last   time.Time // when tokens was last refilled
 }
 
-func newOrderLimiter(c clock, every time.Duration, burst int) *orderLimiter {
+func newOrderLimiter(c clock.Clock, every time.Duration, burst int) *orderLimiter {
 	return &orderLimiter{clock: c, every: every, burst: float64(burst), tokens: float64(burst)}
 }
 
@@ -41,7 +43,7 @@ func newOrderLimiter(c clock, every time.Duration, burst int) *orderLimiter {
 func (l *orderLimiter) reserve() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.clock.now()
+	now := l.clock.Now()
 	if !l.last.IsZero() && now.After(l.last) {
 		l.tokens = min(l.burst, l.tokens+float64(now.Sub(l.last))/float64(l.every))
 	}
@@ -66,22 +68,22 @@ func (l *orderLimiter) giveBack() {
 // returns ctx's error (and the token) if ctx ends first.
 func (l *orderLimiter) wait(ctx context.Context) error {
 	at := l.reserve()
-	if !at.After(l.clock.now()) {
+	if !at.After(l.clock.Now()) {
 		return nil
 	}
-	al := l.clock.alarm()
-	defer al.stop()
-	al.set(at)
+	al := l.clock.Alarm()
+	defer al.Stop()
+	al.Set(at)
 	for {
 		select {
 		case <-ctx.Done():
 			l.giveBack()
 			return ctx.Err()
 		case <-al.C():
-			if !l.clock.now().Before(at) {
+			if !l.clock.Now().Before(at) {
 				return nil
 			}
-			al.set(at)
+			al.Set(at)
 		}
 	}
 }

@@ -5,19 +5,21 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"fronttier/internal/clock/clocktest"
 )
 
 func TestOrderLimiter(t *testing.T) {
 	t.Parallel()
-	fc := newFakeClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	t0 := fc.now()
+	fc := clocktest.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	t0 := fc.Now()
 	l := newOrderLimiter(fc, time.Minute, 2)
 	for i, want := range []time.Time{t0, t0, t0.Add(time.Minute)} {
 		if got := l.reserve(); !got.Equal(want) {
 			t.Errorf("reserve %d at t0 = %v, want %v", i, got, want)
 		}
 	}
-	fc.set(t0.Add(30 * time.Second)) // half a token back: 1.5 owed
+	fc.Set(t0.Add(30 * time.Second)) // half a token back: 1.5 owed
 	if got, want := l.reserve(), t0.Add(2*time.Minute); !got.Equal(want) {
 		t.Errorf("reserve at t0+30s = %v, want %v", got, want)
 	}
@@ -26,7 +28,7 @@ func TestOrderLimiter(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- l.wait(ctx) }()
-	fc.waitArmed(t, "for the token", func(at time.Time) bool { return at.Equal(t0.Add(3 * time.Minute)) })
+	fc.WaitArmed(t, waitTimeout, "for the token", func(at time.Time) bool { return at.Equal(t0.Add(3 * time.Minute)) })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("wait = %v, want context.Canceled", err)
@@ -36,9 +38,9 @@ func TestOrderLimiter(t *testing.T) {
 	}
 
 	// Refill stops at burst.
-	fc.set(t0.Add(24 * time.Hour))
+	fc.Set(t0.Add(24 * time.Hour))
 	for i := range 3 {
-		want := fc.now()
+		want := fc.Now()
 		if i == 2 {
 			want = want.Add(time.Minute)
 		}
@@ -55,7 +57,7 @@ func TestOrderRateLimitCountsOrders(t *testing.T) {
 	t.Parallel()
 	env := startPebble(t, pebbleOptions{})
 	tm := newTestManager(t, env, nil)
-	fc := newFakeClock(time.Now())
+	fc := clocktest.New(time.Now())
 	tm.setClock(fc)
 	tm.limit.every, tm.limit.burst, tm.limit.tokens = time.Hour, 1, 1
 	const a, b = "first.example.test", "second.example.test"
@@ -64,11 +66,11 @@ func TestOrderRateLimitCountsOrders(t *testing.T) {
 	tm.inst.waitFor(t, "the first certificate", func(ev []event) bool { return lastStatus(ev, a).status == StatusValid })
 
 	tm.Sync([]string{a, b})
-	refill := fc.now().Add(time.Hour)
-	fc.waitArmed(t, "for the refill", func(at time.Time) bool { return at.Equal(refill) })
+	refill := fc.Now().Add(time.Hour)
+	fc.WaitArmed(t, waitTimeout, "for the refill", func(at time.Time) bool { return at.Equal(refill) })
 	if e := lastStatus(tm.inst.snapshot(), b); e.status != StatusPending {
 		t.Fatalf("%s: status %q before the refill, want pending", b, e.status)
 	}
-	fc.set(refill)
+	fc.Set(refill)
 	tm.inst.waitFor(t, "the second certificate", func(ev []event) bool { return lastStatus(ev, b).status == StatusValid })
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/mholt/acmez/v3"
 	acmeproto "github.com/mholt/acmez/v3/acme"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"fronttier/internal/clock"
 )
 
 // Directory URLs of Let's Encrypt.
@@ -147,9 +149,16 @@ type Manager struct {
 	// this is logged once.
 	noProfile atomic.Bool
 
-	// clock is the time of the schedule (see clock); fixed before Sync and
-	// Run, so tests can set a fake one (with setClock).
-	clock clock
+	// clock is the Manager's one source of time: the schedule of every
+	// domain (when a certificate is due, when to retry, when to look at
+	// the CA's renewal information again), the order rate limit, and the
+	// checks that a certificate has not expired all read it, so they agree
+	// with each other. It is clock.System, fixed before Sync and Run, so
+	// tests can set a fake one (with setClock) and prove a schedule of
+	// hours in a second against a real CA. What the CA and acmez do stays
+	// on their own (system) clocks: the validity of issued certificates,
+	// HTTP timeouts, acmez's polling.
+	clock clock.Clock
 
 	// Tunables, fixed before Run; unexported so tests can shorten them.
 	retryBase    time.Duration
@@ -241,7 +250,7 @@ func New(o Options) (*Manager, error) {
 	if fl != nil {
 		chal.shared = fl
 	}
-	limit := newOrderLimiter(systemClock{}, defaultOrderEvery, defaultOrderBurst)
+	limit := newOrderLimiter(clock.System{}, defaultOrderEvery, defaultOrderBurst)
 	gate := &orderGate{next: transport, limit: limit}
 	m := &Manager{
 		directory:    o.DirectoryURL,
@@ -260,7 +269,7 @@ func New(o Options) (*Manager, error) {
 		limit:        limit,
 		gate:         gate,
 		acct:         accountCache{lock: make(chan struct{}, 1)},
-		clock:        systemClock{},
+		clock:        clock.System{},
 		retryBase:    defaultRetryBase,
 		retryMax:     defaultRetryMax,
 		orderTimeout: defaultOrderTimeout,
@@ -344,7 +353,7 @@ func (m *Manager) Sync(domains []string) {
 func (m *Manager) loadCached(d *domain) {
 	c, err := m.store.loadCertificate(d.name)
 	if err == nil {
-		err = c.usableFor(d.name, m.clock.now())
+		err = c.usableFor(d.name, m.clock.Now())
 	}
 	if err != nil {
 		if !errors.Is(err, ErrNoCertificate) {
@@ -454,7 +463,7 @@ func (m *Manager) Reload(domain string) error {
 
 	c, err := m.store.loadCertificate(name)
 	if err == nil {
-		err = c.usableFor(name, m.clock.now())
+		err = c.usableFor(name, m.clock.Now())
 	}
 	if err != nil {
 		return fmt.Errorf("reload certificate for %s: %w", name, err)
@@ -496,7 +505,7 @@ func (m *Manager) Renew(domain string) error {
 		return nil
 	}
 	status := StatusPending
-	if d.cert.Load().validAt(m.clock.now()) {
+	if d.cert.Load().validAt(m.clock.Now()) {
 		status = StatusRenewing
 	}
 	m.setStatus(d, status, nil)

@@ -161,7 +161,7 @@ func (m *Manager) obtain(ctx context.Context, d *domain, cur *certificate) (*iss
 	if err != nil {
 		return nil, fmt.Errorf("obtain certificate for %s: %w", d.name, err)
 	}
-	now := m.clock.now()
+	now := m.clock.Now()
 	if err := c.usableFor(d.name, now); err != nil {
 		return nil, fmt.Errorf("obtain certificate for %s: %w", d.name, err)
 	}

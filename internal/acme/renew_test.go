@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"fronttier/internal/clock/clocktest"
 )
 
 // TestRenewOrdersNewCertificate: Renew orders a new certificate for a
@@ -16,7 +18,7 @@ func TestRenewOrdersNewCertificate(t *testing.T) {
 	t.Parallel()
 	env := startPebble(t, pebbleOptions{})
 	tm := newTestManager(t, env, nil)
-	fc := newFakeClock(time.Now())
+	fc := clocktest.New(time.Now())
 	tm.setClock(fc)
 	refuse := tm.refuseOrders()
 	const name = "renew-now.example.test"
@@ -53,13 +55,13 @@ func TestRenewOrdersNewCertificate(t *testing.T) {
 		return e.status == StatusRenewing && e.err != nil
 	})
 	refuse.Store(false)
-	fc.set(fc.waitArmed(t, "for the retry", func(at time.Time) bool { return at.After(fc.now()) }))
+	fc.Set(fc.WaitArmed(t, waitTimeout, "for the retry", func(at time.Time) bool { return at.After(fc.Now()) }))
 	tm.inst.waitFor(t, "a certificate after the retry", func(ev []event) bool {
 		return len(serials(ev, name)) == 3 && lastStatus(ev, name).status == StatusValid
 	})
 	// Then the schedule is back to the certificate's due time.
 	due := dueAt(tm.domainState(name).cert.Load().leaf, DefaultRenewBefore)
-	fc.waitArmed(t, "at most the due time", func(at time.Time) bool { return at.After(fc.now()) && !at.After(due) })
+	fc.WaitArmed(t, waitTimeout, "at most the due time", func(at time.Time) bool { return at.After(fc.Now()) && !at.After(due) })
 }
 
 // TestProfile: the configured profile is ordered when the CA offers it; a

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"fronttier/internal/certs"
+	"fronttier/internal/clock/clocktest"
 	tu "fronttier/internal/testutil"
 )
 
@@ -55,7 +56,7 @@ func TestRenewalWakesAtOneThirdOfLifetime(t *testing.T) {
 	t.Parallel()
 	env := startPebble(t, pebbleOptions{validity: 24 * time.Hour})
 	tm := newTestManager(t, env, nil)
-	fc := newFakeClock(time.Now())
+	fc := clocktest.New(time.Now())
 	tm.setClock(fc)
 	tm.ari = false
 	tm.retryBase = time.Hour
@@ -70,13 +71,13 @@ func TestRenewalWakesAtOneThirdOfLifetime(t *testing.T) {
 	if got := due.Sub(first.Leaf.NotBefore); got < 15*time.Hour || got > 17*time.Hour {
 		t.Fatalf("test assumption: due %v after issuance, want about 16h", got)
 	}
-	at := fc.waitArmed(t, "after issuance", func(at time.Time) bool { return at.After(fc.now()) })
+	at := fc.WaitArmed(t, waitTimeout, "after issuance", func(at time.Time) bool { return at.After(fc.Now()) })
 	if !at.Equal(due) {
 		t.Fatalf("next check at %v (%v before expiry), want %v (a third of the lifetime before expiry)",
 			at, first.Leaf.NotAfter.Sub(at), due)
 	}
 
-	fc.set(at)
+	fc.Set(at)
 	events = tm.inst.waitFor(t, "a renewed certificate", func(ev []event) bool {
 		return len(serials(ev, name)) >= 2 && lastStatus(ev, name).status == StatusValid
 	})
@@ -93,10 +94,10 @@ func TestRenewalWakesAtOneThirdOfLifetime(t *testing.T) {
 	all := puts(events, name)
 	second := all[len(all)-1]
 	want := dueAt(second.Leaf, DefaultRenewBefore)
-	if now := fc.now(); !want.After(now) {
+	if now := fc.Now(); !want.After(now) {
 		want = now.Add(tm.retryBase)
 	}
-	at = fc.waitArmed(t, "after renewal", func(at time.Time) bool { return at.After(fc.now()) })
+	at = fc.WaitArmed(t, waitTimeout, "after renewal", func(at time.Time) bool { return at.After(fc.Now()) })
 	if !at.Equal(want) {
 		t.Errorf("next check after renewal at %v, want %v", at, want)
 	}
@@ -109,7 +110,7 @@ func TestRenewalWakesAtARISelectedTime(t *testing.T) {
 	t.Parallel()
 	env := startPebble(t, pebbleOptions{validity: 24 * time.Hour})
 	tm := newTestManager(t, env, nil)
-	fc := newFakeClock(time.Now())
+	fc := clocktest.New(time.Now())
 	tm.setClock(fc)
 	const name = "ari-window.example.test"
 	tm.Sync([]string{name})
@@ -118,16 +119,16 @@ func TestRenewalWakesAtARISelectedTime(t *testing.T) {
 		return lastStatus(ev, name).status == StatusValid
 	})
 	first := puts(events, name)[0]
-	start := fc.now().Add(time.Hour)
+	start := fc.Now().Add(time.Hour)
 	end := start.Add(10 * time.Second)
 	env.setRenewalInfo(t, first.Leaf, start, end)
 	if err := tm.Reload(name); err != nil { // refreshes the renewal information
 		t.Fatal(err)
 	}
-	at := fc.waitArmed(t, "inside the ARI window", func(at time.Time) bool {
+	at := fc.WaitArmed(t, waitTimeout, "inside the ARI window", func(at time.Time) bool {
 		return !at.Before(start) && !at.After(end)
 	})
-	fc.set(at)
+	fc.Set(at)
 	tm.inst.waitFor(t, "a renewed certificate", func(ev []event) bool {
 		return len(serials(ev, name)) >= 2 && lastStatus(ev, name).status == StatusValid
 	})
@@ -155,8 +156,8 @@ func (ti teeInstaller) SetStatus(domain, status string, err error) {
 func TestFailingRenewalRetriesBeforeExpiry(t *testing.T) {
 	t.Parallel()
 	env := startPebble(t, pebbleOptions{validity: 24 * time.Hour})
-	fc := newFakeClock(time.Now())
-	api := certs.New(certs.Options{Now: fc.now})
+	fc := clocktest.New(time.Now())
+	api := certs.New(certs.Options{Now: fc.Now})
 	tm := newTestManager(t, env, func(o *Options) { o.Installer = teeInstaller{o.Installer, api} })
 	tm.setClock(fc)
 	tm.ari = false
@@ -171,7 +172,7 @@ func TestFailingRenewalRetriesBeforeExpiry(t *testing.T) {
 	})
 	first := puts(events, name)[0]
 	notAfter := first.Leaf.NotAfter
-	at := fc.waitArmed(t, "after issuance", func(at time.Time) bool { return at.After(fc.now()) })
+	at := fc.WaitArmed(t, waitTimeout, "after issuance", func(at time.Time) bool { return at.After(fc.Now()) })
 
 	refuse.Store(true)
 	failures := func(ev []event) int {
@@ -185,10 +186,10 @@ func TestFailingRenewalRetriesBeforeExpiry(t *testing.T) {
 	}
 	attempts := 0
 	for at.Before(notAfter) && attempts < 12 {
-		fc.set(at)
+		fc.Set(at)
 		attempts++
 		tm.inst.waitFor(t, "a failed renewal", func(ev []event) bool { return failures(ev) >= attempts })
-		at = fc.waitArmed(t, "after a failure", func(at time.Time) bool { return at.After(fc.now()) })
+		at = fc.WaitArmed(t, waitTimeout, "after a failure", func(at time.Time) bool { return at.After(fc.Now()) })
 	}
 	if attempts < 5 {
 		t.Errorf("%d renewal attempts before expiry, want at least 5", attempts)
@@ -198,7 +199,7 @@ func TestFailingRenewalRetriesBeforeExpiry(t *testing.T) {
 	}
 
 	// The certificate expires before the next attempt.
-	fc.set(notAfter.Add(time.Second))
+	fc.Set(notAfter.Add(time.Second))
 	in, err := api.Info(name)
 	if err != nil {
 		t.Fatal(err)

@@ -47,6 +47,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"fronttier/internal/backend"
+	"fronttier/internal/clock"
 )
 
 // Defaults applied by New and SetOptions to zero (or negative) fields. They
@@ -184,10 +185,13 @@ type Checker struct {
 	started bool // Run was called
 	stopped bool // Run returned: no check runs any more
 
-	// clock is the time of status, passive window, schedule and holds;
-	// the system clock unless a test sets a fake one before the checker
-	// is used.
-	clock clock
+	// clock is the checker's one source of time: status times, the
+	// passive window, the timetable of checks and ejection holds all read
+	// it, so they agree with each other. It is clock.System unless a test
+	// sets a fake one before the checker is used. Only the duration of a
+	// check (its histogram) and its timeout stay on the system clock: they
+	// measure the network, not the timetable.
+	clock clock.Clock
 
 	// Test hooks, set before the checker is used (live and workers are
 	// only read).
@@ -226,7 +230,7 @@ func New(o Options) *Checker {
 		client: newClient(),
 		m:      newMetrics(o.Registerer, log),
 		sched:  newSchedule(),
-		clock:  systemClock{},
+		clock:  clock.System{},
 	}
 	o = o.withDefaults()
 	o.Log, o.Registerer = nil, nil
@@ -299,7 +303,7 @@ func (c *Checker) Added(b *backend.Backend) {
 	if _, ok := c.probes.Load(b); ok {
 		return
 	}
-	now := c.clock.now()
+	now := c.clock.Now()
 	p := newProbe(b, c.m, now)
 	c.probes.Store(b, p)
 	c.sched.add(p, now)
@@ -342,6 +346,6 @@ func (c *Checker) probeOf(b *backend.Backend) *probe {
 // kick asks for an active check of b now rather than when it falls due.
 func (c *Checker) kick(b *backend.Backend) {
 	if p := c.probeOf(b); p != nil {
-		c.sched.kick(p, c.clock.now())
+		c.sched.kick(p, c.clock.Now())
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"fronttier/internal/backend"
+	"fronttier/internal/clock/clocktest"
 )
 
 // waitFor is how long a condition may take to become true.
@@ -158,78 +159,8 @@ func run(t *testing.T, c *Checker) (stop func()) {
 	return stop
 }
 
-// fakeClock is a clock (see clock) that moves only when the test says so.
-// Its alarms go off when advance reaches them, so a test can run the
-// scheduler through hours of timetable without waiting or depending on
-// how fast the machine is. Checks themselves still take real (network)
-// time, during which the fake clock stands still.
-type fakeClock struct {
-	mu     sync.Mutex
-	t      time.Time
-	alarms []*fakeAlarm
-}
-
-var _ clock = (*fakeClock)(nil)
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (f *fakeClock) now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.t
-}
-
-// advance moves the clock by d and sets off the alarms it reaches.
-func (f *fakeClock) advance(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.t = f.t.Add(d)
-	for _, a := range f.alarms {
-		a.ring()
-	}
-}
-
-func (f *fakeClock) alarm() alarm {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	a := &fakeAlarm{f: f, c: make(chan time.Time, 1)}
-	f.alarms = append(f.alarms, a)
-	return a
-}
-
-// fakeAlarm is a fakeClock's alarm; f.mu guards at and armed.
-type fakeAlarm struct {
-	f     *fakeClock
-	c     chan time.Time
-	at    time.Time
-	armed bool
-}
-
-func (a *fakeAlarm) C() <-chan time.Time { return a.c }
-
-func (a *fakeAlarm) set(t time.Time) {
-	a.f.mu.Lock()
-	defer a.f.mu.Unlock()
-	a.at, a.armed = t, true
-	a.ring()
-}
-
-func (a *fakeAlarm) stop() {
-	a.f.mu.Lock()
-	defer a.f.mu.Unlock()
-	a.armed = false
-}
-
-// ring sends on the channel if the alarm is set and due; f.mu is held.
-func (a *fakeAlarm) ring() {
-	if !a.armed || a.at.After(a.f.t) {
-		return
-	}
-	a.armed = false
-	select {
-	case a.c <- a.f.t:
-	default: // a wake-up is pending already
-	}
+// newFakeClock returns a fake clock for a checker, at a fixed time: the
+// checker compares its clock with nothing outside.
+func newFakeClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"fronttier/internal/backend"
+	"fronttier/internal/clock/clocktest"
 )
 
 func TestHoldFor(t *testing.T) {
@@ -69,7 +70,7 @@ func (b *syncBuffer) String() string {
 type holdRig struct {
 	t     *testing.T
 	c     *Checker
-	clock *fakeClock
+	clock *clocktest.Clock
 	ts    *testServer
 	b     *backend.Backend
 	rec   *recorder
@@ -171,7 +172,7 @@ func TestEjectionHold(t *testing.T) {
 				return
 			}
 			r.expect("pass 2, held", e, backend.Unhealthy)
-			r.clock.advance(tt.base - time.Second)
+			r.clock.Advance(tt.base - time.Second)
 			r.expect("pass 3, a second before the hold ends", r.kick(http.StatusOK), backend.Unhealthy)
 			if tt.reload {
 				p := r.c.probeOf(r.b)
@@ -188,7 +189,7 @@ func TestEjectionHold(t *testing.T) {
 				want = backend.Unhealthy
 				r.ts.status.Store(http.StatusServiceUnavailable)
 			}
-			r.clock.advance(time.Second)
+			r.clock.Advance(time.Second)
 			e = r.rec.next(t, r.b) // the check made when the hold ends
 			r.expect("check when the hold ends", e, want)
 			if got := r.hold(); got != 0 {
@@ -249,7 +250,7 @@ func TestEjectionBackoff(t *testing.T) {
 			t.Parallel()
 			r := newHoldRig(t, Options{HealthyThreshold: 2, EjectionBase: tt.base, EjectionMax: tt.limit})
 			for i, ej := range tt.ejections {
-				r.clock.advance(ej.up)
+				r.clock.Advance(ej.up)
 				r.expect("follow-up check", r.ejectPassive(), backend.Unhealthy)
 				if got := r.hold(); got != ej.hold {
 					t.Fatalf("ejection %d: hold %v, want %v", i+1, got, ej.hold)
@@ -259,9 +260,9 @@ func TestEjectionBackoff(t *testing.T) {
 					continue
 				}
 				r.expect("pass 2, held", r.kick(http.StatusOK), backend.Unhealthy)
-				r.clock.advance(ej.hold - time.Millisecond)
+				r.clock.Advance(ej.hold - time.Millisecond)
 				r.expect("just before the hold ends", r.kick(http.StatusOK), backend.Unhealthy)
-				r.clock.advance(time.Millisecond)
+				r.clock.Advance(time.Millisecond)
 				r.expect("when the hold ends", r.rec.next(t, r.b), backend.Healthy)
 			}
 			want := float64(len(tt.ejections))

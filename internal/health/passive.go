@@ -38,7 +38,7 @@ func (c *Checker) Failure(b *backend.Backend, err error) {
 	if p == nil {
 		return
 	}
-	now := c.clock.now()
+	now := c.clock.Now()
 	if c.failure(p, now, o, err) {
 		c.sched.kick(p, now)
 	}

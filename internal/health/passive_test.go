@@ -36,7 +36,7 @@ func TestPassiveWindow(t *testing.T) {
 			b.SetHealth(backend.Healthy)
 			c.Added(b) // no Run: passive accounting needs no goroutine
 			for i, gap := range tt.gaps {
-				clock.advance(gap)
+				clock.Advance(gap)
 				c.Failure(b, errors.New("dial tcp: connection refused"))
 				want := backend.Healthy
 				if tt.wantEject >= 0 && i >= tt.wantEject {
@@ -74,10 +74,10 @@ func TestPassiveEjectionStatus(t *testing.T) {
 	b.SetStatus(backend.Status{ConsecutivePasses: 7})
 	c.Added(b)
 	c.Failure(b, errors.New("first"))
-	clock.advance(time.Millisecond)
+	clock.Advance(time.Millisecond)
 	c.Failure(b, errors.New("read: connection reset by peer"))
 	st := b.Status()
-	want := backend.Status{LastCheck: clock.now(), LastError: "passive: read: connection reset by peer", ConsecutiveFailures: 1}
+	want := backend.Status{LastCheck: clock.Now(), LastError: "passive: read: connection reset by peer", ConsecutiveFailures: 1}
 	if st != want || b.Health() != backend.Unhealthy || b.Routable() {
 		t.Fatalf("after ejection: %v %+v, want unhealthy %+v", b.Health(), st, want)
 	}

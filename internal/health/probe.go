@@ -93,7 +93,7 @@ func jitter(d time.Duration) time.Duration {
 // ends if the check left it held, else the zero time.
 func (c *Checker) check(ctx context.Context, p *probe, o *Options) time.Time {
 	epoch := p.epoch.Load()
-	at := c.clock.now()
+	at := c.clock.Now()
 	start := time.Now() // the network's time, not the timetable's
 	err := c.roundTrip(ctx, p.b.Addr, o)
 	d := time.Since(start)
@@ -145,7 +145,7 @@ func (c *Checker) record(p *probe, o *Options, epoch uint64, at time.Time, d tim
 	if p.epoch.Load() != epoch {
 		return time.Time{} // a passive ejection happened meanwhile; a fresh check follows
 	}
-	now := c.clock.now()
+	now := c.clock.Now()
 	ended := p.endHold(now, o)
 	b := p.b
 	st := b.Status()

@@ -41,7 +41,7 @@ const minWorkers = 64
 // interval does, so that a backend which passed its checks during the hold
 // is re-admitted as the hold ends, not up to an interval later.
 //
-// Times are the checker's clock (see clock); the schedule's methods take
+// Times are the checker's clock (see Checker.clock); the schedule's methods take
 // the current time from their caller.
 type schedule struct {
 	// wake (capacity 1) tells the scheduler that the heap or the number
@@ -197,17 +197,17 @@ func (s *schedule) done(p *probe, now time.Time, interval time.Duration, hold ti
 // done, then waits for the checks in flight, which ctx cancels.
 func (c *Checker) loop(ctx context.Context) {
 	c.sched.mu.Lock()
-	c.sched.since = c.clock.now()
+	c.sched.since = c.clock.Now()
 	c.sched.mu.Unlock()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wake := c.clock.alarm()
-	defer wake.stop()
+	wake := c.clock.Alarm()
+	defer wake.Stop()
 	for {
 		if at, ok := c.startDue(ctx, &wg); ok {
-			wake.set(at)
+			wake.Set(at)
 		} else {
-			wake.stop()
+			wake.Stop()
 		}
 		select {
 		case <-ctx.Done():
@@ -225,7 +225,7 @@ func (c *Checker) loop(ctx context.Context) {
 func (c *Checker) startDue(ctx context.Context, wg *sync.WaitGroup) (time.Time, bool) {
 	o := c.options()
 	s := &c.sched
-	now := c.clock.now()
+	now := c.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	atOnce, late := s.bounds(o)
@@ -253,7 +253,7 @@ func (c *Checker) startDue(ctx context.Context, wg *sync.WaitGroup) (time.Time, 
 			c.workers.Add(1)
 			defer c.workers.Add(-1)
 			hold := c.check(cctx, p, o)
-			s.done(p, c.clock.now(), c.options().Interval, hold)
+			s.done(p, c.clock.Now(), c.options().Interval, hold)
 		})
 	}
 	return time.Time{}, false

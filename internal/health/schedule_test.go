@@ -173,7 +173,7 @@ func TestScheduleFewWorkers(t *testing.T) {
 	for _, b := range append(slow, bs...) {
 		c.Added(b)
 	}
-	start := clock.now()
+	start := clock.Now()
 	run(t, c)
 	eventually(t, "both slow checks in flight", func() bool {
 		return hang[0].inflight.Load() == 1 && hang[1].inflight.Load() == 1
@@ -184,7 +184,7 @@ func TestScheduleFewWorkers(t *testing.T) {
 	}
 	eventually(t, "every fast backend checked once", func() bool { return log.fewest(bs) >= 1 })
 	for round := 2; round <= rounds; round++ {
-		clock.advance(step)
+		clock.Advance(step)
 		eventually(t, fmt.Sprint("round ", round), func() bool { return log.fewest(bs) >= round })
 	}
 
@@ -234,7 +234,7 @@ func TestScheduleGrowsWhenLate(t *testing.T) {
 	for _, b := range bs {
 		c.Added(b)
 	}
-	start := clock.now()
+	start := clock.Now()
 	run(t, c)
 
 	// Not late yet: the two regular workers take the due checks one
@@ -252,7 +252,7 @@ func TestScheduleGrowsWhenLate(t *testing.T) {
 	}
 
 	// Late: more start at once, up to the late bound.
-	clock.advance(interval / 10)
+	clock.Advance(interval / 10)
 	eventually(t, "the late bound reached", func() bool { return peak(c) >= late })
 	eventually(t, "every backend checked", func() bool { return log.fewest(bs) >= 1 })
 	if got := peak(c); got != late {
@@ -287,7 +287,7 @@ func TestScheduleNoBurstAtStart(t *testing.T) {
 	for _, b := range bs {
 		c.Added(b)
 	}
-	clock.advance(time.Hour) // every first check is an hour overdue
+	clock.Advance(time.Hour) // every first check is an hour overdue
 	run(t, c)
 	eventually(t, "every backend checked", func() bool { return log.fewest(bs) >= 1 })
 	if got := peak(c); got > workers {

@@ -39,16 +39,39 @@ func (s *Store) AddDomain(v config.VirtualHost) (config.VirtualHost, error) {
 }
 
 // UpdateDomain applies edit to the virtual host of domain. A change of tag
-// is a switch: refused, unless force, when no backend (or no healthy one)
-// carries the new tag. The domain itself cannot be renamed.
+// is a switch, which clears the canary (unless edit set one): refused,
+// unless force, when no backend (or no healthy one) carries the new tag,
+// as is a canary or an override that sends traffic to such a tag (see
+// guardTags). The domain itself cannot be renamed.
 func (s *Store) UpdateDomain(domain string, edit func(v *config.VirtualHost) error, force bool) (config.VirtualHost, error) {
 	return s.UpdateDomainIf(domain, nil, edit, force)
 }
 
 // UpdateDomainIf is UpdateDomain when check passes.
 func (s *Store) UpdateDomainIf(domain string, check DomainCheck, edit func(v *config.VirtualHost) error, force bool) (config.VirtualHost, error) {
+	old, v, err := s.editDomain(domain, check, edit, force)
+	if err != nil {
+		return config.VirtualHost{}, err
+	}
+	if v.EnabledBackendsTag != old.EnabledBackendsTag {
+		args := []any{"domain", v.Domain, "old_tag", old.EnabledBackendsTag, "new_tag", v.EnabledBackendsTag, "forced", force}
+		if old.Canary != nil && v.Canary == nil {
+			args = append(args, "canary_cleared", old.Canary.Tag)
+		}
+		s.log.Info("Switched backend tag", args...)
+		if v.Canary != nil {
+			s.logCanary(old, v, force)
+		}
+	} else if !s.logCanary(old, v, force) {
+		s.log.Info("Domain updated", "domain", v.Domain)
+	}
+	return v, nil
+}
+
+// editDomain applies edit to domain's host and returns the host as it was
+// and as it is now.
+func (s *Store) editDomain(domain string, check DomainCheck, edit func(v *config.VirtualHost) error, force bool) (was, is config.VirtualHost, err error) {
 	domain = config.NormaliseDomain(domain)
-	var oldTag string
 	next, err := s.commit(scope{domain: domain}, func(c *config.Config) error {
 		v := c.Host(domain)
 		if check != nil {
@@ -59,8 +82,8 @@ func (s *Store) UpdateDomainIf(domain string, check DomainCheck, edit func(v *co
 		if v == nil {
 			return fmt.Errorf("%w: domain %q", ErrNotFound, domain)
 		}
-		*v = v.Clone() // c is a shallow copy: edit our own
-		oldTag = v.EnabledBackendsTag
+		was = *v       // c is a shallow copy: v's pointers are shared with
+		*v = v.Clone() // the configuration in force; edit our own
 		if err := edit(v); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
@@ -68,29 +91,27 @@ func (s *Store) UpdateDomainIf(domain string, check DomainCheck, edit func(v *co
 		if v.Domain != domain {
 			return fmt.Errorf("%w: domain: cannot rename %q to %q (delete and add instead)", ErrInvalid, domain, v.Domain)
 		}
+		if v.EnabledBackendsTag != was.EnabledBackendsTag && sameCanary(v.Canary, was.Canary) {
+			v.Canary = nil // a switch ends the canary
+		}
 		if err := v.Validate(c); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 		return nil
 	}, func(_, next *config.Config) error {
-		if tag := next.Host(domain).EnabledBackendsTag; tag != oldTag && !force {
-			return s.checkTag(next, tag)
+		if force {
+			return nil
 		}
-		return nil
+		return s.guardTags(next, &was, next.Host(domain))
 	})
 	if err != nil {
-		return config.VirtualHost{}, err
+		return config.VirtualHost{}, config.VirtualHost{}, err
 	}
-	v := next.Host(domain).Clone()
-	if v.EnabledBackendsTag != oldTag {
-		s.log.Info("Switched backend tag", "domain", domain, "old_tag", oldTag, "new_tag", v.EnabledBackendsTag, "forced", force)
-	} else {
-		s.log.Info("Domain updated", "domain", domain)
-	}
-	return v, nil
+	return was, next.Host(domain).Clone(), nil
 }
 
-// Switch points domain at the backends carrying tag (the A/B switch).
+// Switch points domain at the backends carrying tag (the A/B switch). It
+// clears the domain's canary.
 func (s *Store) Switch(domain, tag string, force bool) (config.VirtualHost, error) {
 	return s.SwitchIf(domain, nil, tag, force)
 }
@@ -230,7 +251,12 @@ func (s *Store) orphanGuard(force bool) func(old, next *config.Config) error {
 	if force {
 		return nil
 	}
-	return checkOrphans
+	return func(old, next *config.Config) error {
+		if err := checkOrphans(old, next); err != nil {
+			return err
+		}
+		return checkCanaryOrphans(old, next)
+	}
 }
 
 // insertSorted inserts item into items, kept sorted by key.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 
 	"fronttier/internal/backend"
 	"fronttier/internal/balance"
@@ -55,60 +56,33 @@ func (s *Store) rebuild(c *config.Config) (*route.Table, error) {
 	}
 	live := s.reg.Sync(specs)
 	s.pools = make(map[poolKey]*balance.Pool)
-	byTag := tagIndex(c)
+	m := members{c: c, byTag: tagIndex(c), live: func(id string) *backend.Backend { return live[id] }}
 	hosts := make([]*route.Host, 0, len(c.VirtualHosts))
 	for i := range c.VirtualHosts {
-		v := &c.VirtualHosts[i]
-		key := poolKey{v.EnabledBackendsTag, v.LBPolicy}
-		pool := s.pools[key]
-		if pool == nil {
-			idx := byTag[v.EnabledBackendsTag]
-			members := make([]*backend.Backend, len(idx))
-			weights := make([]int, len(idx))
-			for j, k := range idx {
-				members[j] = live[c.Backends[k].ID]
-				weights[j] = c.Backends[k].Weight
-			}
-			var err error
-			if pool, err = balance.NewPool(v.LBPolicy, members, weights); err != nil {
-				return nil, fmt.Errorf("virtual host %s: %w", v.Domain, err)
-			}
-			s.pools[key] = pool
-			s.logPool(key, members)
+		h, err := s.newHost(&c.VirtualHosts[i], &m)
+		if err != nil {
+			return nil, err
 		}
-		hosts = append(hosts, newHost(v, pool))
+		hosts = append(hosts, h)
 	}
 	return route.Build(hosts), nil
 }
 
 // derive returns the table in force with domain's host rebuilt from c (or
-// removed); backends are unchanged, so pools are reused, and a pool a
-// switch needs for the first time is built from the registry.
+// removed); backends are unchanged, so pools are reused, and a pool the
+// host needs for the first time (a switch, a canary, an override) is
+// built from the registry.
 func (s *Store) derive(c *config.Config, domain string) (*route.Table, error) {
 	cur := s.table.Load()
 	v := c.Host(domain)
 	if v == nil {
 		return cur.Derive(nil, []string{domain}), nil
 	}
-	key := poolKey{v.EnabledBackendsTag, v.LBPolicy}
-	pool := s.pools[key]
-	if pool == nil {
-		var members []*backend.Backend
-		var weights []int
-		for i := range c.Backends {
-			if b := &c.Backends[i]; b.HasTag(v.EnabledBackendsTag) {
-				members = append(members, s.reg.Get(b.ID))
-				weights = append(weights, b.Weight)
-			}
-		}
-		var err error
-		if pool, err = balance.NewPool(v.LBPolicy, members, weights); err != nil {
-			return nil, fmt.Errorf("virtual host %s: %w", v.Domain, err)
-		}
-		s.pools[key] = pool
-		s.logPool(key, members)
+	h, err := s.newHost(v, &members{c: c, live: s.reg.Get})
+	if err != nil {
+		return nil, err
 	}
-	return cur.Derive([]*route.Host{newHost(v, pool)}, nil), nil
+	return cur.Derive([]*route.Host{h}, nil), nil
 }
 
 // logPool logs, at debug, the members of a pool just built: the
@@ -128,12 +102,59 @@ func (s *Store) logPool(key poolKey, members []*backend.Backend) {
 	s.log.Debug("backend pool", "tag", key.tag, "policy", policy, "backends", ids)
 }
 
-func newHost(v *config.VirtualHost, pool *balance.Pool) *route.Host {
-	return &route.Host{
+// newHost builds the route of v: its stable pool and, when it has a
+// canary, overrides or backend affinity, its Split with the pools of
+// every tag it names.
+func (s *Store) newHost(v *config.VirtualHost, m *members) (*route.Host, error) {
+	pool, err := s.pool(v.EnabledBackendsTag, v.LBPolicy, m)
+	if err != nil {
+		return nil, fmt.Errorf("virtual host %s: %w", v.Domain, err)
+	}
+	h := &route.Host{
 		Domain:   v.Domain,
 		Tag:      v.EnabledBackendsTag,
 		Redirect: v.Redirect(),
 		TLS:      v.TLS(),
 		Pool:     pool,
 	}
+	affinity := v.Sticky != nil && v.Sticky.Backend
+	if v.Canary == nil && len(v.Overrides) == 0 && !affinity {
+		return h, nil // the plain path: no cookie read or set
+	}
+	sp := &route.Split{Affinity: affinity}
+	switch kind, header := v.Sticky.Key(); kind {
+	case config.StickyHeader:
+		sp.Key, sp.Header = route.KeyHeader, http.CanonicalHeaderKey(header)
+	case config.StickyIP:
+		sp.Key = route.KeyIP
+	case config.StickyNone:
+		sp.Key = route.KeyNone
+	default:
+		sp.Key = route.KeyCookie
+	}
+	if c := v.Canary; c != nil {
+		if sp.Canary, err = s.pool(c.Tag, v.LBPolicy, m); err != nil {
+			return nil, fmt.Errorf("virtual host %s: %w", v.Domain, err)
+		}
+		sp.CanaryTag, sp.Percent, sp.Threshold = c.Tag, c.Percent, route.Threshold(c.Percent)
+	}
+	sp.Overrides = make([]route.Override, len(v.Overrides))
+	for i := range v.Overrides {
+		o := &v.Overrides[i]
+		ro := &sp.Overrides[i]
+		ro.Value, ro.Tag = o.Value, o.Tag
+		switch kind, name := o.Match(); kind {
+		case config.MatchHeader:
+			ro.Kind, ro.Name = route.MatchHeader, http.CanonicalHeaderKey(name)
+		case config.MatchCookie:
+			ro.Kind, ro.Name = route.MatchCookie, name
+		default:
+			ro.Kind, ro.Name = route.MatchQuery, name
+		}
+		if ro.Pool, err = s.pool(o.Tag, v.LBPolicy, m); err != nil {
+			return nil, fmt.Errorf("virtual host %s: %w", v.Domain, err)
+		}
+	}
+	h.Split = sp
+	return h, nil
 }

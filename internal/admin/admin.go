@@ -1,5 +1,5 @@
 // Package admin is the REST management API under /api/v1: domains,
-// backends, the A/B switch, health, metrics and certificates. Handlers
+// backends, the A/B switch, canaries, health, metrics and certificates. Handlers
 // return errors; one adapter (serve) turns them into JSON {"error": ...}
 // answers with the status their kind calls for.
 package admin
@@ -17,18 +17,23 @@ import (
 
 	"fronttier/internal/backend"
 	"fronttier/internal/config"
+	"fronttier/internal/route"
 	"fronttier/internal/state"
 )
 
 // Store is the authoritative state the API reads and changes.
 type Store interface {
 	Config() *config.Config
+	// Table is the route table in force, which explain decides with.
+	Table() *route.Table
 	Backend(id string) *backend.Backend
 	AddDomain(v config.VirtualHost) (config.VirtualHost, error)
 	// The changes below apply only when their check (nil: none) passes;
 	// the store runs it inside the change, atomically with it.
 	UpdateDomainIf(domain string, check state.DomainCheck, edit func(v *config.VirtualHost) error, force bool) (config.VirtualHost, error)
 	SwitchIf(domain string, check state.DomainCheck, tag string, force bool) (config.VirtualHost, error)
+	SetCanaryIf(domain string, check state.DomainCheck, c config.Canary, force bool) (config.VirtualHost, error)
+	ClearCanaryIf(domain string, check state.DomainCheck) (config.VirtualHost, error)
 	DeleteDomainIf(domain string, check state.DomainCheck) error
 	AddBackend(b config.Backend) (config.Backend, error)
 	UpdateBackendIf(id string, check state.BackendCheck, edit func(b *config.Backend) error, force bool) (config.Backend, error)
@@ -107,6 +112,8 @@ func New(o Options) *API {
 		http.MethodGet: a.getDomain, http.MethodPut: a.updateDomain, http.MethodDelete: a.deleteDomain,
 	})
 	a.route("/api/v1/domains/{domain}/switch", methods{http.MethodPost: a.switchDomain})
+	a.route("/api/v1/domains/{domain}/canary", methods{http.MethodPut: a.putCanary, http.MethodDelete: a.deleteCanary})
+	a.route("/api/v1/domains/{domain}/explain", methods{http.MethodPost: a.explain})
 	a.route("/api/v1/backends", methods{http.MethodGet: a.listBackends, http.MethodPost: a.addBackend})
 	a.route("/api/v1/backends/{id}", methods{
 		http.MethodGet: a.getBackend, http.MethodPut: a.updateBackend, http.MethodDelete: a.deleteBackend,

@@ -23,6 +23,17 @@ const maxDepth = 8
 // would match only case-insensitively, no unknown field, and no null
 // except for the fields named in nullable.
 func decode(w http.ResponseWriter, r *http.Request, v any, nullable ...string) error {
+	return decodeBody(w, r, v, nullable, nil)
+}
+
+// decodeFree is decode for a body whose top-level fields named in free
+// hold objects with keys of any spelling (header and cookie names, into
+// maps), each still given once.
+func decodeFree(w http.ResponseWriter, r *http.Request, v any, free ...string) error {
+	return decodeBody(w, r, v, nil, free)
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, nullable, free []string) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, params, err := mime.ParseMediaType(ct)
 		cs := strings.ToLower(params["charset"])
@@ -48,7 +59,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any, nullable ...string) e
 	if !utf8.Valid(body) {
 		return badRequest("request body is not valid UTF-8")
 	}
-	nulls, err := checkShape(body)
+	nulls, err := checkShape(body, free)
 	if err != nil {
 		return err
 	}
@@ -77,9 +88,10 @@ func decode(w http.ResponseWriter, r *http.Request, v any, nullable ...string) e
 // checkShape checks what encoding/json would let through in body: a top
 // level that is not an object, nesting deeper than maxDepth, a key given
 // twice (json keeps the last), a key that is not lower-case snake_case
-// (json matches keys case-insensitively, even by Unicode folding), and data
-// after the object. It returns the top-level keys whose value is null.
-func checkShape(body []byte) (nulls []string, err error) {
+// (json matches keys case-insensitively, even by Unicode folding) but in
+// the objects of the top-level fields named in free, and data after the
+// object. It returns the top-level keys whose value is null.
+func checkShape(body []byte, free []string) (nulls []string, err error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -95,6 +107,7 @@ func checkShape(body []byte) (nulls []string, err error) {
 		keys      map[string]bool // object keys seen
 		expectKey bool            // in an object: the next token is a key or '}'
 		key       string          // in an object: the key whose value comes next
+		free      bool            // keys may be spelt any way (a map's)
 	}
 	stack := []*frame{{object: true, keys: map[string]bool{}, expectKey: true}}
 	for len(stack) > 0 {
@@ -109,7 +122,7 @@ func checkShape(body []byte) (nulls []string, err error) {
 				continue
 			}
 			key, _ := tok.(string)
-			if !isFieldName(key) {
+			if !top.free && !isFieldName(key) {
 				return nil, badRequest("unknown field %q", key)
 			}
 			if top.keys[key] {
@@ -129,7 +142,9 @@ func checkShape(body []byte) (nulls []string, err error) {
 				if len(stack) >= maxDepth {
 					return nil, badRequest("request body is nested deeper than %d levels", maxDepth)
 				}
-				stack = append(stack, &frame{object: t == '{', keys: map[string]bool{}, expectKey: t == '{'})
+				f := &frame{object: t == '{', keys: map[string]bool{}, expectKey: t == '{'}
+				f.free = f.object && len(stack) == 1 && slices.Contains(free, top.key)
+				stack = append(stack, f)
 			case ']':
 				stack = stack[:len(stack)-1]
 			}

@@ -18,6 +18,9 @@ type domainJSON struct {
 	TLSEnabled         bool                      `json:"tls_enabled"`
 	LBPolicy           string                    `json:"lb_policy,omitempty"`
 	CertificateSource  *config.CertificateSource `json:"certificate_source,omitempty"`
+	Canary             *config.Canary            `json:"canary,omitempty"`
+	Sticky             *config.Sticky            `json:"sticky,omitempty"`
+	Overrides          []config.Override         `json:"overrides,omitempty"`
 }
 
 func toDomainJSON(v config.VirtualHost) domainJSON {
@@ -28,18 +31,25 @@ func toDomainJSON(v config.VirtualHost) domainJSON {
 		TLSEnabled:         v.TLS(),
 		LBPolicy:           v.LBPolicy,
 		CertificateSource:  v.CertificateSource,
+		Canary:             v.Canary,
+		Sticky:             v.Sticky,
+		Overrides:          v.Overrides,
 	}
 }
 
 // domainInput is the body of POST /domains and PUT /domains/{domain}.
-// Absent fields are nil; certificate_source null removes the source.
+// Absent fields are nil; certificate_source, canary and sticky null
+// remove the section, overrides [] removes every override.
 type domainInput struct {
-	Domain             *string         `json:"domain"`
-	EnabledBackendsTag *string         `json:"enabled_backends_tag"`
-	HTTPToHTTPS        *bool           `json:"http_to_https"`
-	TLSEnabled         *bool           `json:"tls_enabled"`
-	LBPolicy           *string         `json:"lb_policy"`
-	CertificateSource  json.RawMessage `json:"certificate_source"`
+	Domain             *string            `json:"domain"`
+	EnabledBackendsTag *string            `json:"enabled_backends_tag"`
+	HTTPToHTTPS        *bool              `json:"http_to_https"`
+	TLSEnabled         *bool              `json:"tls_enabled"`
+	LBPolicy           *string            `json:"lb_policy"`
+	CertificateSource  json.RawMessage    `json:"certificate_source"`
+	Canary             json.RawMessage    `json:"canary"`
+	Sticky             json.RawMessage    `json:"sticky"`
+	Overrides          *[]config.Override `json:"overrides"`
 	// Force makes a change of tag go through even when no healthy backend
 	// carries the new tag.
 	Force bool `json:"force"`
@@ -67,19 +77,39 @@ func (in *domainInput) apply(v *config.VirtualHost) error {
 	if in.LBPolicy != nil {
 		v.LBPolicy = *in.LBPolicy
 	}
-	if len(in.CertificateSource) > 0 {
-		if bytes.Equal(in.CertificateSource, []byte("null")) {
-			v.CertificateSource = nil
-			return nil
+	if in.Overrides != nil {
+		v.Overrides = *in.Overrides
+		if len(v.Overrides) == 0 {
+			v.Overrides = nil // as the file has it: no section
 		}
-		var src config.CertificateSource
-		dec := json.NewDecoder(bytes.NewReader(in.CertificateSource))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&src); err != nil {
-			return badRequest("certificate_source: %s", strings.TrimPrefix(err.Error(), "json: "))
-		}
-		v.CertificateSource = &src
 	}
+	if err := decodeSection("certificate_source", in.CertificateSource, &v.CertificateSource); err != nil {
+		return err
+	}
+	if err := decodeSection("canary", in.Canary, &v.Canary); err != nil {
+		return err
+	}
+	return decodeSection("sticky", in.Sticky, &v.Sticky)
+}
+
+// decodeSection sets *dst from raw, a field of a PUT or POST body: left as
+// it is when the field is absent, removed when it is null, else decoded
+// strictly.
+func decodeSection[T any](field string, raw json.RawMessage, dst **T) error {
+	switch {
+	case len(raw) == 0:
+		return nil
+	case bytes.Equal(raw, []byte("null")):
+		*dst = nil
+		return nil
+	}
+	v := new(T)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("%s: %s", field, strings.TrimPrefix(err.Error(), "json: "))
+	}
+	*dst = v
 	return nil
 }
 
@@ -110,7 +140,7 @@ func (a *API) getDomain(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) addDomain(w http.ResponseWriter, r *http.Request) error {
 	var in domainInput
-	if err := decode(w, r, &in, "certificate_source"); err != nil {
+	if err := decode(w, r, &in, "certificate_source", "canary", "sticky"); err != nil {
 		return err
 	}
 	var missing []string
@@ -139,7 +169,7 @@ func (a *API) addDomain(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) updateDomain(w http.ResponseWriter, r *http.Request) error {
 	var in domainInput
-	if err := decode(w, r, &in, "certificate_source"); err != nil {
+	if err := decode(w, r, &in, "certificate_source", "canary", "sticky"); err != nil {
 		return err
 	}
 	domain, err := pathDomain(r)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# micro.sh - the hot-path benchmarks (route lookup, balancer pick, the HTTP/1.x
-# server, HTTP/2 screening, a whole proxied request, switches and API writes at
-# 10,000 domains) compared with the committed baseline by benchstat. Run from
-# anywhere:
+# micro.sh - the hot-path benchmarks (route lookup, balancer pick, canary
+# placement, the HTTP/1.x server, HTTP/2 screening, a whole proxied request with
+# and without a canary, metrics per request, switches and API writes at 10,000
+# domains) compared with the committed baseline by benchstat. Run from anywhere:
 #
 #   bash bench/micro.sh            # compare with bench/baseline.txt
 #   UPDATE=1 bash bench/micro.sh   # record a new baseline
@@ -19,7 +19,7 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 go test -run '^$' -bench . -benchmem -count "$COUNT" \
   ./internal/route ./internal/balance ./internal/proxy ./internal/server ./internal/h2guard \
-  ./internal/state ./internal/certs ./internal/logging \
+  ./internal/state ./internal/certs ./internal/logging ./internal/metrics \
   | grep -E '^(Benchmark|goos|goarch|pkg|cpu)' >"$out"
 if [[ ${UPDATE:-0} == 1 ]]; then
   cp "$out" bench/baseline.txt

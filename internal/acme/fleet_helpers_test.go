@@ -2,7 +2,6 @@ package acme
 
 import (
 	"crypto/tls"
-	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -120,34 +119,14 @@ func (n *fleetNode) serve(t *testing.T, httpLn, tlsLn net.Listener) {
 	ln := tls.NewListener(tlsLn, &tls.Config{
 		NextProtos: []string{"http/1.1", ALPNProto},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			cert, err := n.ALPN(hello)
-			if cert == nil && err == nil {
-				return nil, errors.New("no challenge certificate")
-			}
+			cert, err := challengeCert(n.Manager, hello)
 			if cert != nil {
 				n.alpnHits.Add(1)
 			}
 			return cert, err
 		},
 	})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer conn.Close()
-				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-				_ = conn.(*tls.Conn).Handshake()
-			})
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
+	serveHandshakes(t, ln)
 }
 
 // statusRecorder remembers the status a handler wrote.

@@ -35,6 +35,18 @@ func newFleetManager(t *testing.T, etcd *etcdtest.Cluster, node string) *testMan
 	})
 }
 
+// waitRunning waits until the Run of each of tms is active.
+func waitRunning(t *testing.T, tms ...*testManager) {
+	t.Helper()
+	for _, tm := range tms {
+		waitUntil(t, "Run active", func() bool {
+			tm.mu.Lock()
+			defer tm.mu.Unlock()
+			return tm.running
+		})
+	}
+}
+
 // TestFleetChallengesShared: the answers one node presents are served by
 // another, for HTTP-01 and TLS-ALPN-01, until the presenting node cleans
 // them up or its session ends.
@@ -44,13 +56,7 @@ func TestFleetChallengesShared(t *testing.T) {
 	a, b := newFleetManager(t, etcd, "a"), newFleetManager(t, etcd, "b")
 	stopA := a.run(t)
 	b.run(t)
-	for _, tm := range []*testManager{a, b} {
-		waitUntil(t, "Run active", func() bool {
-			tm.mu.Lock()
-			defer tm.mu.Unlock()
-			return tm.running
-		})
-	}
+	waitRunning(t, a, b)
 	ctx := t.Context()
 	const domain = "alpn.example.test"
 	httpChal := acmeproto.Challenge{Type: acmeproto.ChallengeTypeHTTP01, Token: "tok_http", KeyAuthorization: "tok_http.thumb"}
@@ -181,7 +187,7 @@ func TestEtcdStore(t *testing.T) {
 	})
 
 	const name = "store.example.test"
-	first := writeCert(t, a, name, time.Now().Add(60*24*time.Hour))
+	first := writeCert(t, a, name, name, time.Now().Add(60*24*time.Hour))
 	t.Run("certificate", func(t *testing.T) {
 		got, err := b.loadCertificate(name)
 		if err != nil || got.serial() != first.serial() {
@@ -215,7 +221,7 @@ func TestEtcdStore(t *testing.T) {
 		if _, got, err := b.latest(t.Context(), name); err != nil || got != att {
 			t.Fatalf("b reads attempts %+v, %v; want %+v", got, err, att)
 		}
-		writeCert(t, a, name, time.Now().Add(61*24*time.Hour))
+		writeCert(t, a, name, name, time.Now().Add(61*24*time.Hour))
 		if _, got, err := b.latest(t.Context(), name); err != nil || got.Failures != 0 {
 			t.Errorf("attempts after a new certificate: %+v, %v; want none", got, err)
 		}
@@ -224,7 +230,7 @@ func TestEtcdStore(t *testing.T) {
 	t.Run("certificate imported from a node's cache", func(t *testing.T) {
 		const other = "imported.example.test"
 		c := newStore(filepath.Join(t.TempDir(), "c"))
-		cached := writeCert(t, c.local, other, time.Now().Add(30*24*time.Hour))
+		cached := writeCert(t, c.local, other, other, time.Now().Add(30*24*time.Hour))
 		if got, err := c.loadCertificate(other); err != nil || got.serial() != cached.serial() {
 			t.Fatalf("c reads %v, %v; want its cached certificate", got, err)
 		}
@@ -257,27 +263,6 @@ func TestEtcdStore(t *testing.T) {
 			t.Error("b still thinks etcd is away after reaching it")
 		}
 	})
-}
-
-// certSaver is where writeCert puts a certificate.
-type certSaver interface {
-	saveCertificate(domain string, chainPEM, keyPEM []byte, meta certMeta) error
-}
-
-// writeCert saves a self-signed certificate for name, valid until
-// notAfter, through s, as if it had been issued.
-func writeCert(t *testing.T, s certSaver, name string, notAfter time.Time) *certificate {
-	t.Helper()
-	chainPEM, keyPEM := selfSignedPEM(t, name, notAfter)
-	c, err := parseCertificate(chainPEM, keyPEM, certMeta{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.meta = certMeta{Domain: name, Serial: c.serial(), NotAfter: notAfter}
-	if err := s.saveCertificate(name, chainPEM, keyPEM, c.meta); err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // Compile-time check that both stores take certificates the same way.
@@ -323,13 +308,7 @@ func TestFleetClaimOrder(t *testing.T) {
 	a, b := newFleetManager(t, etcd, "a"), newFleetManager(t, etcd, "b")
 	a.run(t)
 	b.run(t)
-	for _, tm := range []*testManager{a, b} {
-		waitUntil(t, "Run active", func() bool {
-			tm.mu.Lock()
-			defer tm.mu.Unlock()
-			return tm.running
-		})
-	}
+	waitRunning(t, a, b)
 	ctx := t.Context()
 	log := testLogger(t)
 	// claim runs b's claim for a domain b serves cur for; the domain is
@@ -347,11 +326,11 @@ func TestFleetClaimOrder(t *testing.T) {
 
 	t.Run("renewed meanwhile", func(t *testing.T) {
 		const name = "renewed.example.test"
-		old := writeCert(t, a.store, name, time.Now().Add(10*24*time.Hour))
+		old := writeCert(t, a.store, name, name, time.Now().Add(10*24*time.Hour))
 		if !time.Now().After(old.renewAt(b.renewBefore)) {
 			t.Fatal("the old certificate is not due")
 		}
-		renewed := writeCert(t, a.store, name, time.Now().Add(80*24*time.Hour))
+		renewed := writeCert(t, a.store, name, name, time.Now().Add(80*24*time.Hour))
 		d, unlock, next := claim(name, old, false)
 		if unlock != nil {
 			unlock()
@@ -367,7 +346,7 @@ func TestFleetClaimOrder(t *testing.T) {
 
 	t.Run("due: b orders and holds the lock", func(t *testing.T) {
 		const name = "due.example.test"
-		cur := writeCert(t, a.store, name, time.Now().Add(10*24*time.Hour))
+		cur := writeCert(t, a.store, name, name, time.Now().Add(10*24*time.Hour))
 		_, unlock, _ := claim(name, cur, false)
 		if unlock == nil {
 			t.Fatal("b does not order a due certificate")
@@ -385,7 +364,7 @@ func TestFleetClaimOrder(t *testing.T) {
 
 	t.Run("the fleet's retry not due", func(t *testing.T) {
 		const name = "failing.example.test"
-		cur := writeCert(t, a.store, name, time.Now().Add(10*24*time.Hour))
+		cur := writeCert(t, a.store, name, name, time.Now().Add(10*24*time.Hour))
 		retry := time.Now().Add(time.Hour).UTC()
 		if err := a.fleet.store.recordFailure(name, attemptRecord{Failures: 3, RetryAt: retry, Node: "a", Error: "boom"}); err != nil {
 			t.Fatal(err)

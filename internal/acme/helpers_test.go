@@ -269,3 +269,26 @@ func (r *orderRefuser) RoundTrip(req *http.Request) (*http.Response, error) {
 		Request:       req,
 	}, nil
 }
+
+// certSaver is where writeCert puts a certificate.
+type certSaver interface {
+	saveCertificate(domain string, chainPEM, keyPEM []byte, meta certMeta) error
+}
+
+// writeCert saves a self-signed certificate for name, valid until
+// notAfter, through s under domain dir (name itself, unless a test files
+// a certificate under a domain it does not match), as if it had been
+// issued.
+func writeCert(t *testing.T, s certSaver, dir, name string, notAfter time.Time) *certificate {
+	t.Helper()
+	chainPEM, keyPEM := selfSignedPEM(t, name, notAfter)
+	c, err := parseCertificate(chainPEM, keyPEM, certMeta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.meta = certMeta{Domain: dir, Serial: c.serial(), NotAfter: notAfter}
+	if err := s.saveCertificate(dir, chainPEM, keyPEM, c.meta); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

@@ -76,29 +76,13 @@ func TestMetricsRegistration(t *testing.T) {
 	}
 }
 
-// writeCached puts a self-signed certificate for name, valid until
-// notAfter, in tm's cache as if it had been issued.
-func writeCached(t *testing.T, tm *testManager, dir, name string, notAfter time.Time) *certificate {
-	t.Helper()
-	chainPEM, keyPEM := selfSignedPEM(t, name, notAfter)
-	c, err := parseCertificate(chainPEM, keyPEM, certMeta{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.meta = certMeta{Domain: dir, Serial: c.serial(), NotAfter: notAfter}
-	if err := tm.store.saveCertificate(dir, chainPEM, keyPEM, c.meta); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func TestSyncInstallsCachedCertificates(t *testing.T) {
 	t.Parallel()
 	tm := newTestManager(t, nil, nil)
 	const fresh, expired, wrongName = "fresh.example.test", "expired.example.test", "wrong.example.test"
-	c := writeCached(t, tm, fresh, fresh, time.Now().Add(60*24*time.Hour))
-	writeCached(t, tm, expired, expired, time.Now().Add(-time.Hour))
-	writeCached(t, tm, wrongName, "other.example.test", time.Now().Add(60*24*time.Hour))
+	c := writeCert(t, tm.store, fresh, fresh, time.Now().Add(60*24*time.Hour))
+	writeCert(t, tm.store, expired, expired, time.Now().Add(-time.Hour))
+	writeCert(t, tm.store, wrongName, "other.example.test", time.Now().Add(60*24*time.Hour))
 
 	// No Run and an unreachable CA: the cache alone serves.
 	tm.Sync([]string{fresh, expired, wrongName})
@@ -198,7 +182,7 @@ func TestReload(t *testing.T) {
 	}
 
 	// A certificate written to the cache after Sync is picked up by Reload.
-	c := writeCached(t, tm, cached, cached, time.Now().Add(60*24*time.Hour))
+	c := writeCert(t, tm.store, cached, cached, time.Now().Add(60*24*time.Hour))
 	if err := tm.Reload("Cached.Example.Test"); err != nil {
 		t.Fatal(err)
 	}

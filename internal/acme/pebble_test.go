@@ -449,10 +449,7 @@ func startChallengeFront(t *testing.T) *challengeFront {
 			if m == nil {
 				return nil, errors.New("no manager")
 			}
-			cert, err := m.ALPN(hello)
-			if cert == nil && err == nil {
-				return nil, errors.New("no challenge certificate")
-			}
+			cert, err := challengeCert(m, hello)
 			if cert != nil {
 				n, _ := f.alpnServed.LoadOrStore(hello.ServerName, new(atomic.Int64))
 				n.(*atomic.Int64).Add(1)
@@ -464,6 +461,26 @@ func startChallengeFront(t *testing.T) *challengeFront {
 		t.Fatal(err)
 	}
 	f.tlsPort = ln.Addr().(*net.TCPAddr).Port
+	serveHandshakes(t, ln)
+	// Registered last, so run first: before the handshakes are waited for
+	// and before srv.Close, which waits for its handlers.
+	t.Cleanup(func() { close(f.release) })
+	return f
+}
+
+// challengeCert is m's TLS-ALPN-01 answer to hello, or an error when m
+// has no challenge for it.
+func challengeCert(m *Manager, hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	cert, err := m.ALPN(hello)
+	if cert == nil && err == nil {
+		return nil, errors.New("no challenge certificate")
+	}
+	return cert, err
+}
+
+// serveHandshakes completes the TLS handshake of each connection ln
+// accepts, all a TLS-ALPN-01 validation needs, until the test ends.
+func serveHandshakes(t *testing.T, ln net.Listener) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
@@ -479,11 +496,9 @@ func startChallengeFront(t *testing.T) *challengeFront {
 		}
 	})
 	t.Cleanup(func() {
-		close(f.release) // before srv.Close, which waits for its handlers
 		ln.Close()
 		wg.Wait()
 	})
-	return f
 }
 
 func (f *challengeFront) setManager(m *Manager) { f.manager.Store(m) }

@@ -1,13 +1,11 @@
 package health
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"math"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 
 	"fronttier/internal/backend"
 	"fronttier/internal/clock/clocktest"
+	tu "fronttier/internal/testutil"
 )
 
 func TestHoldFor(t *testing.T) {
@@ -44,24 +43,6 @@ func TestHoldFor(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the checker's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // holdRig is one backend checked by a checker on a fake clock: the checks
 // are real (a test server answers them), the timetable is the fake
 // clock's. With an hour's interval, checks happen only when the test kicks
@@ -74,14 +55,14 @@ type holdRig struct {
 	ts    *testServer
 	b     *backend.Backend
 	rec   *recorder
-	logs  *syncBuffer
+	logs  *tu.SyncBuffer
 }
 
 // newHoldRig starts checking a passing backend with o (an hour's interval,
 // one passive failure ejects) and waits for its first check.
 func newHoldRig(t *testing.T, o Options) *holdRig {
 	t.Helper()
-	r := &holdRig{t: t, clock: newFakeClock(), ts: newTestServer(t, http.StatusOK, ""), logs: &syncBuffer{}}
+	r := &holdRig{t: t, clock: newFakeClock(), ts: newTestServer(t, http.StatusOK, ""), logs: &tu.SyncBuffer{}}
 	o.Interval, o.PassiveFailures = slow, 1
 	o.Log = slog.New(slog.NewTextHandler(r.logs, nil))
 	r.c, _, r.rec = newChecker(t, o)

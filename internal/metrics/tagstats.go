@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"math"
-	"sort"
 	"sync"
 	"sync/atomic"
 )
@@ -17,10 +15,9 @@ type TagStats struct {
 	Requests, Errors uint64
 	// Latency counts requests by duration: Latency[i] those that took at
 	// most LatencyBounds()[i] ms (and more than the bound before); the
-	// last entry those that took longer than every bound.
+	// last entry those that took longer than every bound. Its sum is
+	// Requests.
 	Latency []uint64
-	// SumMs is the total duration, in milliseconds.
-	SumMs float64
 }
 
 // latencyBuckets is the number of bounds of TagStats.Latency: 0.25 ms
@@ -84,7 +81,7 @@ func (s TagStats) Quantile(q float64) float64 {
 // Sub returns the counts of s minus those of an earlier snapshot prev of
 // the same series: the traffic between the two.
 func (s TagStats) Sub(prev TagStats) TagStats {
-	d := TagStats{Requests: s.Requests - prev.Requests, Errors: s.Errors - prev.Errors, SumMs: s.SumMs - prev.SumMs,
+	d := TagStats{Requests: s.Requests - prev.Requests, Errors: s.Errors - prev.Errors,
 		Latency: append([]uint64(nil), s.Latency...)}
 	for i := range min(len(d.Latency), len(prev.Latency)) {
 		d.Latency[i] -= prev.Latency[i]
@@ -145,28 +142,43 @@ func (m *Metrics) counters(domain, tag string) *tagCounters {
 	return c
 }
 
-// tagCounters are TagStats as atomics: adding a request is three or four
-// atomic adds, without lock or allocation.
+// tagCounters are TagStats as atomics: adding a request is one atomic
+// add (two for an error), without lock or allocation. The requests are
+// the sum of the latency buckets.
 type tagCounters struct {
-	requests, errors atomic.Uint64
-	sumMicros        atomic.Uint64
-	latency          [latencyBuckets + 1]atomic.Uint64
+	errors  atomic.Uint64
+	latency [latencyBuckets + 1]atomic.Uint64
 }
 
 func (c *tagCounters) add(failed bool, ms float64) {
-	c.requests.Add(1)
 	if failed {
 		c.errors.Add(1)
 	}
-	c.sumMicros.Add(uint64(math.Round(ms * 1000)))
-	c.latency[sort.SearchFloat64s(latencyBounds[:], ms)].Add(1)
+	c.latency[bucketOf(ms)].Add(1)
+}
+
+// bucketOf returns the index of the first bound at or above ms
+// (latencyBuckets when ms is above every bound): a binary search.
+func bucketOf(ms float64) int {
+	lo, hi := 0, latencyBuckets
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if latencyBounds[mid] < ms {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }
 
 func (c *tagCounters) snapshot() TagStats {
-	s := TagStats{Requests: c.requests.Load(), Errors: c.errors.Load(), SumMs: float64(c.sumMicros.Load()) / 1000,
-		Latency: make([]uint64, len(c.latency))}
+	// Errors first: a request is counted in its bucket after its error,
+	// so a snapshot never shows more errors than requests.
+	s := TagStats{Errors: c.errors.Load(), Latency: make([]uint64, len(c.latency))}
 	for i := range c.latency {
 		s.Latency[i] = c.latency[i].Load()
+		s.Requests += s.Latency[i]
 	}
 	return s
 }

@@ -24,7 +24,7 @@ func (s *Store) AddDomain(v config.VirtualHost) (config.VirtualHost, error) {
 	if err := v.Validate(nil); err != nil {
 		return config.VirtualHost{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	next, err := s.commit(scope{domain: v.Domain}, func(c *config.Config) error {
+	next, err := s.commit(scope{domains: []string{v.Domain}}, func(c *config.Config) error {
 		if c.Host(v.Domain) != nil {
 			return fmt.Errorf("%w: domain %q", ErrExists, v.Domain)
 		}
@@ -72,7 +72,7 @@ func (s *Store) UpdateDomainIf(domain string, check DomainCheck, edit func(v *co
 // and as it is now.
 func (s *Store) editDomain(domain string, check DomainCheck, edit func(v *config.VirtualHost) error, force bool) (was, is config.VirtualHost, err error) {
 	domain = config.NormaliseDomain(domain)
-	next, err := s.commit(scope{domain: domain}, func(c *config.Config) error {
+	next, err := s.commit(scope{domains: []string{domain}}, func(c *config.Config) error {
 		v := c.Host(domain)
 		if check != nil {
 			if err := check(v); err != nil {
@@ -135,7 +135,7 @@ func (s *Store) DeleteDomain(domain string) error {
 // DeleteDomainIf is DeleteDomain when check passes.
 func (s *Store) DeleteDomainIf(domain string, check DomainCheck) error {
 	domain = config.NormaliseDomain(domain)
-	_, err := s.commit(scope{domain: domain}, func(c *config.Config) error {
+	_, err := s.commit(scope{domains: []string{domain}}, func(c *config.Config) error {
 		if check != nil {
 			if err := check(c.Host(domain)); err != nil {
 				return err

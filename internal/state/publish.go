@@ -23,8 +23,8 @@ type poolKey struct{ tag, policy string }
 func (s *Store) publish(old, next *config.Config, sc scope) error {
 	var t *route.Table
 	var err error
-	if sc.domain != "" && s.pools != nil {
-		t, err = s.derive(next, sc.domain)
+	if sc.domains != nil && s.pools != nil {
+		t, err = s.derive(next, sc.domains)
 	} else {
 		t, err = s.rebuild(next)
 	}
@@ -34,15 +34,20 @@ func (s *Store) publish(old, next *config.Config, sc scope) error {
 	s.table.Store(t)
 	s.cfg.Store(next)
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		changed := sc.domain
-		if changed == "" {
+		var changed any = sc.domains
+		if sc.domains == nil {
 			changed = "all"
 		}
 		s.log.Debug("route table published", "domains", len(next.VirtualHosts), "backends", len(next.Backends),
 			"changed", changed, "pools", len(s.pools))
 	}
 	if s.hooks.Published != nil {
-		s.hooks.Published(old, next, sc.domain)
+		if sc.domains == nil {
+			s.hooks.Published(old, next, "")
+		}
+		for _, d := range sc.domains {
+			s.hooks.Published(old, next, d)
+		}
 	}
 	return nil
 }
@@ -68,21 +73,27 @@ func (s *Store) rebuild(c *config.Config) (*route.Table, error) {
 	return route.Build(hosts), nil
 }
 
-// derive returns the table in force with domain's host rebuilt from c (or
-// removed); backends are unchanged, so pools are reused, and a pool the
-// host needs for the first time (a switch, a canary, an override) is
-// built from the registry.
-func (s *Store) derive(c *config.Config, domain string) (*route.Table, error) {
+// derive returns the table in force with domains' hosts rebuilt from c
+// (or removed); backends are unchanged, so pools are reused, and a pool a
+// host needs for the first time is built from the registry.
+func (s *Store) derive(c *config.Config, domains []string) (*route.Table, error) {
 	cur := s.table.Load()
-	v := c.Host(domain)
-	if v == nil {
-		return cur.Derive(nil, []string{domain}), nil
+	m := members{c: c, byTag: tagIndex(c), live: s.reg.Get}
+	var set []*route.Host
+	var drop []string
+	for _, domain := range domains {
+		v := c.Host(domain)
+		if v == nil {
+			drop = append(drop, domain)
+			continue
+		}
+		h, err := s.newHost(v, &m)
+		if err != nil {
+			return nil, err
+		}
+		set = append(set, h)
 	}
-	h, err := s.newHost(v, &members{c: c, live: s.reg.Get})
-	if err != nil {
-		return nil, err
-	}
-	return cur.Derive([]*route.Host{h}, nil), nil
+	return cur.Derive(set, drop), nil
 }
 
 // logPool logs, at debug, the members of a pool just built: the

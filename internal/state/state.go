@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -122,9 +123,10 @@ func (s *Store) setRevLocked(rev store.Revision) {
 const followWait = 250 * time.Millisecond
 
 // awaitNewerLocked releases the lock until a revision after rev is in
-// force (Follow applied it) or followWait passes, and reports whether one
-// is. It returns with the lock held.
-func (s *Store) awaitNewerLocked(ctx context.Context, rev store.Revision) bool {
+// force (Follow applied it) or followWait passes, then for pause more, and
+// reports whether a newer revision is in force. It returns with the lock
+// held.
+func (s *Store) awaitNewerLocked(ctx context.Context, rev store.Revision, pause time.Duration) bool {
 	if s.advanced == nil {
 		s.advanced = make(chan struct{})
 	}
@@ -136,9 +138,27 @@ func (s *Store) awaitNewerLocked(ctx context.Context, rev store.Revision) bool {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+	if pause > 0 {
+		t.Reset(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
 	t.Stop()
 	s.mu.Lock()
 	return s.rev > rev
+}
+
+// jitter is a random pause before a change's try-th attempt: writers that
+// keep losing the same races (several nodes writing at once) stop moving
+// in step. Up to 2^try ms, at most 100 ms; none for the first retries.
+func jitter(try int) time.Duration {
+	if try < 3 {
+		return 0
+	}
+	limit := min(time.Duration(1)<<min(try, 7)*time.Millisecond, 100*time.Millisecond)
+	return rand.N(limit)
 }
 
 // SetWriteTimeout bounds each change's writes to the store (default 10s):
@@ -226,10 +246,10 @@ func (s *Store) replaceLocked(c *config.Config) error {
 // scope says what a change touched, so that publishing can do only the
 // work that change needs. The zero scope means anything may have changed.
 type scope struct {
-	// domain, when set, is the only virtual host the change added,
-	// edited or removed; the change must not touch backends at all (the
-	// list is shared with the configuration in force).
-	domain string
+	// domains, when not nil, are the only virtual hosts the change
+	// added, edited or removed; the change must not touch backends at all
+	// (the list is shared with the configuration in force).
+	domains []string
 }
 
 // commit applies change to a copy of the configuration in force, checks it
@@ -246,12 +266,12 @@ func (s *Store) commit(sc scope, change func(c *config.Config) error, guard func
 	if wt <= 0 {
 		wt = defaultWriteTimeout
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), wt)
-	defer cancel()
+	// Each attempt has the whole write timeout: a lost race is no reason
+	// to refuse the next attempt sooner.
 	for try := 1; ; try++ {
 		old := s.cfg.Load()
 		var next *config.Config
-		if sc.domain != "" {
+		if sc.domains != nil {
 			n := *old // backends are untouched by a domain change: share them
 			n.VirtualHosts = slices.Clone(old.VirtualHosts)
 			next = &n
@@ -274,7 +294,9 @@ func (s *Store) commit(sc scope, change func(c *config.Config) error, guard func
 				return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 			}
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), wt)
 		rev, err := s.st.CompareAndSwap(ctx, store.Snapshot{Config: old, Rev: s.rev}, next)
+		cancel()
 		switch {
 		case err == nil:
 			s.setRevLocked(rev)
@@ -293,11 +315,14 @@ func (s *Store) commit(sc scope, change func(c *config.Config) error, guard func
 			if s.hooks.Retried != nil {
 				s.hooks.Retried()
 			}
-			if !s.awaitNewerLocked(ctx, s.rev) {
+			ctx, cancel := context.WithTimeout(context.Background(), wt)
+			if !s.awaitNewerLocked(ctx, s.rev, jitter(try)) {
 				if err := s.catchUpLocked(ctx); err != nil {
+					cancel()
 					return nil, err
 				}
 			}
+			cancel()
 		case errors.Is(err, store.ErrStale):
 			return nil, fmt.Errorf("%w: the stored configuration kept changing; try again: %w", ErrConflict, err)
 		case errors.Is(err, store.ErrUnavailable):
@@ -329,7 +354,7 @@ func (s *Store) catchUpLocked(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	}
-	if err := s.replaceLocked(snap.Config); err != nil {
+	if err := s.applyChangedLocked(snap.Config, false); err != nil {
 		return fmt.Errorf("%w: %s changed (revision %d) and the change cannot be applied, so nothing is written over it: %w",
 			ErrConflict, store.Describe(s.st), snap.Rev, err)
 	}
@@ -402,6 +427,27 @@ func checkServing(old, next *config.Config) error {
 	}
 	return fmt.Errorf("%w: no backend carries the tag of %s, but %s "+
 		"(fix the tag, add a backend with it, or remove the domain)", ErrConflict, strings.Join(hit, ", "), what)
+}
+
+// checkServingHost is checkServing for one host of next, without building
+// the tag index: it costs one pass over the backends.
+func checkServingHost(old, next *config.Config, v *config.VirtualHost) error {
+	was := old.Host(v.Domain)
+	if was == nil || !carried(old, was.EnabledBackendsTag) || carried(next, v.EnabledBackendsTag) {
+		return nil
+	}
+	return fmt.Errorf("%w: no backend carries the tag of %s (tag %q), but it serves now; refusing to take it off the air "+
+		"(fix the tag, add a backend with it, or remove the domain)", ErrConflict, v.Domain, v.EnabledBackendsTag)
+}
+
+// carried reports whether a backend of c carries tag.
+func carried(c *config.Config, tag string) bool {
+	for i := range c.Backends {
+		if c.Backends[i].HasTag(tag) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkOrphans refuses a change that leaves a domain's enabled tag, which

@@ -25,8 +25,53 @@ import (
 	"fronttier/internal/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=...";
+// "dev" means unset, and the version command then shows the module's.
 var version = "dev"
+
+// versionLine is what the version command prints: "fronttier VERSION", and
+// the VCS revision (12 characters), its time and "modified" (uncommitted
+// changes) when the build recorded them, e.g.
+//
+//	fronttier v0.0.0-20261203180000-abc123def456 (revision abc123def456, 2026-12-03T18:00:00Z, modified)
+//
+// VERSION is v when set with -ldflags, else the main module's version
+// from bi ("(devel)" for a build inside the repository). bi may be nil.
+func versionLine(v string, bi *debug.BuildInfo) string {
+	if v == "dev" && bi != nil && bi.Main.Version != "" {
+		v = bi.Main.Version
+	}
+	line := "fronttier " + v
+	if bi == nil {
+		return line
+	}
+	var rev, at string
+	modified := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return line
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	details := "revision " + rev
+	if at != "" {
+		details += ", " + at
+	}
+	if modified {
+		details += ", modified"
+	}
+	return line + " (" + details + ")"
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -63,7 +108,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "validate":
 		return validate(*path, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "fronttier", version)
+		bi, _ := debug.ReadBuildInfo()
+		fmt.Fprintln(stdout, versionLine(version, bi))
 		return 0
 	default:
 		fmt.Fprintf(stderr, "fronttier: unknown command %q\n", cmd)

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -57,5 +59,76 @@ func TestCommandLine(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestVersionLine(t *testing.T) {
+	t.Parallel()
+	vcs := func(kv ...string) *debug.BuildInfo {
+		bi := &debug.BuildInfo{Main: debug.Module{Path: "fronttier", Version: "v0.0.0-20261203180000-abc123def4567890"}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			bi.Settings = append(bi.Settings, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+		}
+		return bi
+	}
+	full := vcs("vcs", "git", "vcs.revision", "abc123def4567890abc123def4567890abc12345",
+		"vcs.time", "2026-12-03T18:00:00Z", "vcs.modified", "true")
+	for _, tc := range []struct {
+		name    string
+		version string
+		bi      *debug.BuildInfo
+		want    string
+	}{
+		{name: "module version and VCS", version: "dev", bi: full,
+			want: "fronttier v0.0.0-20261203180000-abc123def4567890 (revision abc123def456, 2026-12-03T18:00:00Z, modified)"},
+		{name: "ldflags version wins", version: "v1.2.3", bi: full,
+			want: "fronttier v1.2.3 (revision abc123def456, 2026-12-03T18:00:00Z, modified)"},
+		{name: "clean tree", version: "dev", bi: vcs("vcs.revision", "abc123", "vcs.time", "2026-12-03T18:00:00Z", "vcs.modified", "false"),
+			want: "fronttier v0.0.0-20261203180000-abc123def4567890 (revision abc123, 2026-12-03T18:00:00Z)"},
+		{name: "no VCS information", version: "dev", bi: vcs(), want: "fronttier v0.0.0-20261203180000-abc123def4567890"},
+		{name: "no build information", version: "dev", bi: nil, want: "fronttier dev"},
+		{name: "ldflags, no build information", version: "v1.2.3", bi: nil, want: "fronttier v1.2.3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := versionLine(tc.version, tc.bi); got != tc.want {
+				t.Errorf("versionLine(%q) = %q, want %q", tc.version, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestVersionBuilt builds the command as a release would, with VCS stamping
+// and -X main.version, and checks that `fronttier version` shows both.
+func TestVersionBuilt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	t.Parallel()
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("not in a git checkout: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "fronttier")
+	for _, tc := range []struct {
+		name    string
+		ldflags string
+		prefix  string
+	}{
+		{name: "module version", prefix: "fronttier v"},
+		{name: "ldflags version", ldflags: "-X main.version=v9.8.7-test", prefix: "fronttier v9.8.7-test "},
+	} {
+		build := exec.Command("go", "build", "-buildvcs=true", "-ldflags", tc.ldflags, "-o", bin, ".")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("%s: go build: %v\n%s", tc.name, err, out)
+		}
+		out, err := exec.Command(bin, "version").Output()
+		if err != nil {
+			t.Fatalf("%s: fronttier version: %v", tc.name, err)
+		}
+		got := string(out)
+		if want := "(revision " + string(head[:12]) + ", "; !strings.HasPrefix(got, tc.prefix) || !strings.Contains(got, want) {
+			t.Errorf("%s: fronttier version = %q, want prefix %q and %q", tc.name, got, tc.prefix, want)
+		}
 	}
 }

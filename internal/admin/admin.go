@@ -107,6 +107,7 @@ func New(o Options) *API {
 	})
 	a.route("/api/v1/health", methods{http.MethodGet: a.health})
 	a.route("/api/v1/metrics", methods{http.MethodGet: a.metrics})
+	a.route("/api/v1/openapi.json", methods{http.MethodGet: a.openapi})
 	a.route("/api/v1/domains", methods{http.MethodGet: a.listDomains, http.MethodPost: a.addDomain})
 	a.route("/api/v1/domains/{domain}", methods{
 		http.MethodGet: a.getDomain, http.MethodPut: a.updateDomain, http.MethodDelete: a.deleteDomain,

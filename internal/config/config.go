@@ -26,6 +26,9 @@ type Config struct {
 	Cluster      *Cluster      `toml:"cluster,omitempty"`
 	VirtualHosts []VirtualHost `toml:"virtual_hosts"`
 	Backends     []Backend     `toml:"backends"`
+	// Users are the management API's users ([[api_users]]), this node's
+	// own; see APIUsers for every user, the proxy token's included.
+	Users []APIUser `toml:"api_users,omitempty"`
 }
 
 // Proxy holds the listeners and server-wide limits. An empty listen address
@@ -158,6 +161,9 @@ type Logging struct {
 	AccessLog bool `toml:"access_log"`
 	// AccessLogPath is the access log's file; empty means standard output.
 	AccessLogPath string `toml:"access_log_path"`
+	// AuditLogPath, when set, is the file (rotated as FilePath is) that
+	// gets one JSON line per change accepted by the management API.
+	AuditLogPath string `toml:"audit_log_path,omitempty"`
 }
 
 // Metrics configures the optional dedicated Prometheus listener. The metrics
@@ -351,6 +357,7 @@ func (c *Config) Clone() *Config {
 		cl.EtcdEndpoints = slices.Clone(c.Cluster.EtcdEndpoints)
 		n.Cluster = &cl
 	}
+	n.Users = slices.Clone(c.Users)
 	n.VirtualHosts = make([]VirtualHost, len(c.VirtualHosts))
 	for i, v := range c.VirtualHosts {
 		n.VirtualHosts[i] = v.Clone()

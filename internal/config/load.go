@@ -34,6 +34,9 @@ func LoadData(path string, data []byte) (*Config, error) {
 			return nil, fmt.Errorf("config %s: proxy.management_api_token_file: %w", path, err)
 		}
 	}
+	if err := c.readUserTokens(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
 	return c, nil
 }
 

@@ -51,6 +51,7 @@ func (c *Config) ValidateShared() error {
 
 func (c *Config) validateShared(v *validator) {
 	c.validateProxy(v)
+	c.validateUsers(v)
 	c.validateLogging(v)
 	c.validateHealth(v)
 	c.validateLetsEncrypt(v)
@@ -107,7 +108,7 @@ func (c *Config) validateProxy(v *validator) {
 		v.add("proxy.management_api_addr", errors.New("must not be empty"))
 	} else if err := CheckListenAddr(p.ManagementAPIAddr); err != nil {
 		v.add("proxy.management_api_addr", err)
-	} else if !IsLoopback(p.ManagementAPIAddr) && p.ManagementAPIToken == "" && p.ManagementAPITokenFile == "" {
+	} else if !IsLoopback(p.ManagementAPIAddr) && p.ManagementAPIToken == "" && p.ManagementAPITokenFile == "" && len(c.Users) == 0 {
 		v.add("proxy.management_api_addr", fmt.Errorf("%q is not a loopback address, so anyone who can reach it could change "+
 			"every domain and backend; bind it to 127.0.0.1 or ::1, or set proxy.management_api_token or "+
 			"proxy.management_api_token_file to require a bearer token", p.ManagementAPIAddr))

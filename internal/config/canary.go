@@ -113,7 +113,7 @@ func (v *VirtualHost) Tags() []string {
 	return tags
 }
 
-// validateSplit checks the host's canary, sticky and overrides sections;
+// validateSplit checks the host's canary, sticky, rollout and overrides sections;
 // keys are relative to the host.
 func (h *VirtualHost) validateSplit(v *validator) {
 	if c := h.Canary; c != nil {
@@ -125,6 +125,11 @@ func (h *VirtualHost) validateSplit(v *validator) {
 	}
 	if s := h.Sticky; s != nil {
 		v.check("sticky.by", checkStickyBy(s.By))
+	}
+	if r := h.Rollout; r != nil {
+		var rv validator
+		r.validate(&rv)
+		v.check("rollout", rv.err())
 	}
 	if len(h.Overrides) > MaxOverrides {
 		v.add("overrides", fmt.Errorf("%d overrides; a host may have at most %d", len(h.Overrides), MaxOverrides))
@@ -218,7 +223,8 @@ func checkText(s string) error {
 	return checkPath(s)
 }
 
-// cloneSplit deep-copies the host's canary, sticky and overrides sections.
+// cloneSplit deep-copies the host's canary, sticky, overrides and rollout
+// sections.
 func (v *VirtualHost) cloneSplit() {
 	if v.Canary != nil {
 		c := *v.Canary
@@ -231,4 +237,5 @@ func (v *VirtualHost) cloneSplit() {
 	if v.Overrides != nil {
 		v.Overrides = append([]Override(nil), v.Overrides...)
 	}
+	v.Rollout = v.Rollout.clone()
 }

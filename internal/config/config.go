@@ -21,6 +21,9 @@ type Config struct {
 	Metrics     Metrics     `toml:"metrics"`
 	HealthCheck HealthCheck `toml:"health_check"`
 	Debug       Debug       `toml:"debug"`
+	// Rollouts configures what this node's rollout controller tells
+	// others; nil means nothing.
+	Rollouts *Rollouts `toml:"rollouts,omitempty"`
 	// Cluster, when set, makes this node one of a fleet sharing its
 	// routing state; nil means a single node whose file is the store.
 	Cluster      *Cluster      `toml:"cluster,omitempty"`
@@ -262,6 +265,9 @@ type VirtualHost struct {
 	// Overrides send matching requests to a tag of their own, checked in
 	// order before the canary split.
 	Overrides []Override `toml:"overrides,omitempty"`
+	// Rollout, when set, is the host's rollout: under way, or the last
+	// one, ended (see Rollout).
+	Rollout *Rollout `toml:"rollout,omitempty"`
 }
 
 // Redirect reports whether the host wants HTTP redirected to HTTPS.

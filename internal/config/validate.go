@@ -55,6 +55,7 @@ func (c *Config) validateShared(v *validator) {
 	c.validateLogging(v)
 	c.validateHealth(v)
 	c.validateLetsEncrypt(v)
+	c.validateRollouts(v)
 	if c.Debug.PprofAddr != "" {
 		v.check("debug.pprof_addr", CheckListenAddr(c.Debug.PprofAddr))
 	}

@@ -5,7 +5,6 @@
 package admin
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,8 +69,17 @@ type Options struct {
 	Log     *slog.Logger
 	// Token, when not empty, is the bearer token every request but
 	// GET /api/v1/health must carry ("Authorization: Bearer <token>");
-	// others get 401. Empty means the API asks for none.
+	// others get 401. Empty means the API asks for none. It is the admin
+	// user config.TokenUserName.
 	Token string
+	// Users are the API's users besides Token's (see config.APIUser):
+	// with Token or any user, every request but GET /api/v1/health needs
+	// the token of one of them and is limited by its role and domains
+	// (see auth.go); others get 401, refused ones 403.
+	Users []config.APIUser
+	// Audit, when not nil, gets one JSON line per change the API accepted
+	// (see audit.go), in one Write each.
+	Audit io.Writer
 }
 
 // maxBody bounds a request body; larger ones get 413.
@@ -80,7 +88,7 @@ const maxBody = 1 << 20
 // API is the management API's http.Handler.
 type API struct {
 	o     Options
-	token []byte // SHA-256 of Options.Token; nil when there is none
+	users []user // from Options.Token and Options.Users; none: no authentication
 	mux   *http.ServeMux
 	h     http.Handler // authorize, then mux
 }
@@ -91,18 +99,16 @@ func New(o Options) *API {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	a := &API{o: o, mux: http.NewServeMux()}
-	if o.Token != "" {
-		sum := sha256.Sum256([]byte(o.Token))
-		a.token = sum[:]
-	}
+	a.users = newUsers(o.Token, o.Users)
 	a.h = a.serve(func(w http.ResponseWriter, r *http.Request) error {
-		if err := a.authorize(w, r); err != nil {
+		r, err := a.authorize(w, r)
+		if err != nil {
 			return err
 		}
 		if err := canonicalPath(r); err != nil {
 			return err
 		}
-		a.mux.ServeHTTP(w, r)
+		a.audited(w, r, a.mux)
 		return nil
 	})
 	a.route("/api/v1/health", methods{http.MethodGet: a.health})

@@ -157,6 +157,9 @@ func (a *API) addDomain(w http.ResponseWriter, r *http.Request) error {
 	if err := in.apply(&v); err != nil {
 		return err
 	}
+	if err := requestUser(r).allowDomain(config.NormaliseDomain(v.Domain)); err != nil {
+		return err
+	}
 	added, err := a.o.Store.AddDomain(v)
 	if err != nil {
 		return err

@@ -27,6 +27,7 @@ import (
 
 	"fronttier/internal/backend"
 	"fronttier/internal/cluster"
+	"fronttier/internal/config"
 	"fronttier/internal/state"
 	"fronttier/internal/store"
 	"fronttier/internal/testutil"
@@ -282,7 +283,8 @@ func TestOpenAPIConformance(t *testing.T) {
 		t.Cleanup(srv.Close)
 		return srv
 	}
-	full := serve(Options{Certs: &fakeRenewer{}, Metrics: metrics, Cluster: fakeCluster{}})
+	viewer := []config.APIUser{{Name: "viewer", Role: config.RoleViewer, TokenSHA256: hashHex("viewer-token")}}
+	full := serve(Options{Certs: &fakeRenewer{}, Metrics: metrics, Cluster: fakeCluster{}, Users: viewer})
 	bare := serve(Options{})                                                                        // no certificates, metrics, cluster
 	noRenew := serve(Options{Certs: &fakeCerts{err: fmt.Errorf("reload: %w", errors.New("boom"))}}) // cannot renew; reload fails
 	down := serve(Options{Cluster: fakeCluster{err: errors.New("etcd unreachable")}})
@@ -394,7 +396,17 @@ func TestOpenAPIConformance(t *testing.T) {
 		step{srv: full, method: "HEAD", path: "/domains/example.com", want: 200},
 		step{srv: full, method: "HEAD", path: "/health", noAuth: true, want: 200},
 	)
-	// Every operation refuses a request without the token, but health.
+	// Every operation refuses a request without the token, but health;
+	// every change refuses a viewer's valid request.
+	viewerBodies := map[string]string{
+		"POST /domains":                  `{"domain":"v.example.com","enabled_backends_tag":"a"}`,
+		"PUT /domains/{domain}":          `{"enabled_backends_tag":"a"}`,
+		"POST /domains/{domain}/switch":  `{"new_tag":"a"}`,
+		"PUT /domains/{domain}/canary":   `{"tag":"a","percent":25}`,
+		"POST /domains/{domain}/explain": `{}`,
+		"POST /backends":                 `{"id":"web-v8","address":"10.0.0.8:80"}`,
+		"PUT /backends/{id}":             `{"address":"10.0.0.8:80"}`,
+	}
 	for tmpl, item := range doc.Paths.Map() {
 		for method := range item.Operations() {
 			if tmpl == "/health" {
@@ -402,6 +414,10 @@ func TestOpenAPIConformance(t *testing.T) {
 			}
 			path := strings.NewReplacer("{domain}", "example.com", "{id}", "web-v1").Replace(tmpl)
 			steps = append(steps, step{srv: full, method: method, path: path, noAuth: true, want: 401})
+			if method != http.MethodGet { // a change a viewer may not make
+				steps = append(steps, step{srv: full, method: method, path: path, body: viewerBodies[method+" "+tmpl],
+					header: map[string]string{"Authorization": "Bearer viewer-token"}, want: 403})
+			}
 		}
 	}
 	for _, s := range steps {

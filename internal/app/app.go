@@ -61,6 +61,7 @@ type App struct {
 	o        Options
 	log      *logging.Logger
 	access   *logging.AccessLog
+	audit    io.WriteCloser // the management API's audit log; nil when off
 	metrics  *metrics.Metrics
 	reg      *backend.Registry
 	checker  *health.Checker
@@ -194,6 +195,11 @@ func build(snap store.Snapshot, file *store.File, o Options) (_ *App, err error)
 			return nil, err
 		}
 	}
+	if l.AuditLogPath != "" {
+		if a.audit, err = logging.OpenAuditLog(l.AuditLogPath, rot); err != nil {
+			return nil, err
+		}
+	}
 	log := a.log.Logger
 	a.metrics = metrics.New(prometheus.NewRegistry())
 	if cfg.Fleet() {
@@ -273,7 +279,7 @@ func build(snap store.Snapshot, file *store.File, o Options) (_ *App, err error)
 		s.srv.Handler = a.proxy
 	}
 	api := admin.New(admin.Options{Store: a.store, Certs: renewableCertsAPI{certsAPI{a.certs}, a.acme}, Metrics: a.metrics.Handler(), Log: log,
-		Token: p.APIToken(), Cluster: clusterInfo{a.clusterInfo}})
+		Token: p.APIToken(), Cluster: clusterInfo{a.clusterInfo}, Users: cfg.Users, Audit: a.audit})
 	apiLn, err := a.listen("api", p.ManagementAPIAddr, api, &p)
 	if err != nil {
 		return nil, err
@@ -444,6 +450,9 @@ func (a *App) close() {
 	}
 	if a.access != nil {
 		a.access.Close()
+	}
+	if a.audit != nil {
+		a.audit.Close()
 	}
 	if a.log != nil {
 		a.log.Close()

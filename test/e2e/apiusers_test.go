@@ -141,6 +141,10 @@ func TestAPIUsers(t *testing.T) {
 	if recs[1].Before != nil || recs[1].After["id"] != "b3" {
 		t.Errorf("the add's before/after = %v / %v", recs[1].Before, recs[1].After)
 	}
+	// The changes were written back to the file with its users intact.
+	if saved := readFile(t, path); bytes.Count(saved, []byte("[[api_users]]")) != 2 || bytes.Contains(saved, []byte(opsToken)) {
+		t.Errorf("the written-back file lost its users or holds a token:\n%s", saved)
+	}
 	all := append(readFile(t, auditPath), p.out.String()...)
 	for _, tok := range []string{adminToken, opsToken, viewerToken} {
 		if bytes.Contains(all, []byte(tok)) {

@@ -80,6 +80,8 @@ type Options struct {
 	// Audit, when not nil, gets one JSON line per change the API accepted
 	// (see audit.go), in one Write each.
 	Audit io.Writer
+	// Rollouts starts and moves rollouts; nil: their changes answer 404.
+	Rollouts Rollouts
 }
 
 // maxBody bounds a request body; larger ones get 413.
@@ -121,6 +123,11 @@ func New(o Options) *API {
 	a.route("/api/v1/domains/{domain}/switch", methods{http.MethodPost: a.switchDomain})
 	a.route("/api/v1/domains/{domain}/canary", methods{http.MethodPut: a.putCanary, http.MethodDelete: a.deleteCanary})
 	a.route("/api/v1/domains/{domain}/explain", methods{http.MethodPost: a.explain})
+	a.route("/api/v1/domains/{domain}/rollout", methods{http.MethodGet: a.getRollout, http.MethodPost: a.startRollout})
+	a.route("/api/v1/domains/{domain}/rollout/pause", methods{http.MethodPost: a.rolloutAction(Rollouts.Pause)})
+	a.route("/api/v1/domains/{domain}/rollout/resume", methods{http.MethodPost: a.rolloutAction(Rollouts.Resume)})
+	a.route("/api/v1/domains/{domain}/rollout/promote", methods{http.MethodPost: a.rolloutAction(Rollouts.Promote)})
+	a.route("/api/v1/domains/{domain}/rollout/abort", methods{http.MethodPost: a.rolloutAction(Rollouts.Abort)})
 	a.route("/api/v1/backends", methods{http.MethodGet: a.listBackends, http.MethodPost: a.addBackend})
 	a.route("/api/v1/backends/{id}", methods{
 		http.MethodGet: a.getBackend, http.MethodPut: a.updateBackend, http.MethodDelete: a.deleteBackend,

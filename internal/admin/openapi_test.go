@@ -28,6 +28,8 @@ import (
 	"fronttier/internal/backend"
 	"fronttier/internal/cluster"
 	"fronttier/internal/config"
+	"fronttier/internal/metrics"
+	"fronttier/internal/rollout"
 	"fronttier/internal/state"
 	"fronttier/internal/store"
 	"fronttier/internal/testutil"
@@ -47,6 +49,11 @@ func (c fakeCluster) Info(context.Context) (any, error) {
 		{Name: "a", APIAddr: "10.0.0.1:9090", Version: "v1", Revision: 7, StartedAt: t, LastSeen: t},
 	}}, nil
 }
+
+// fakeStats is a domain without traffic.
+type fakeStats struct{}
+
+func (fakeStats) Stats(string) map[string]metrics.TagStats { return nil }
 
 // loadOpenAPI parses and validates the embedded document.
 func loadOpenAPI(t *testing.T) (*openapi3.T, routers.Router) {
@@ -284,7 +291,8 @@ func TestOpenAPIConformance(t *testing.T) {
 		return srv
 	}
 	viewer := []config.APIUser{{Name: "viewer", Role: config.RoleViewer, TokenSHA256: hashHex("viewer-token")}}
-	full := serve(Options{Certs: &fakeRenewer{}, Metrics: metrics, Cluster: fakeCluster{}, Users: viewer})
+	rollouts := rollout.New(rollout.Options{Store: st, Stats: fakeStats{}})
+	full := serve(Options{Certs: &fakeRenewer{}, Metrics: metrics, Cluster: fakeCluster{}, Users: viewer, Rollouts: rollouts})
 	bare := serve(Options{})                                                                        // no certificates, metrics, cluster
 	noRenew := serve(Options{Certs: &fakeCerts{err: fmt.Errorf("reload: %w", errors.New("boom"))}}) // cannot renew; reload fails
 	down := serve(Options{Cluster: fakeCluster{err: errors.New("etcd unreachable")}})
@@ -396,6 +404,39 @@ func TestOpenAPIConformance(t *testing.T) {
 		step{srv: full, method: "HEAD", path: "/domains/example.com", want: 200},
 		step{srv: full, method: "HEAD", path: "/health", noAuth: true, want: 200},
 	)
+	// rollouts, on api.example.com (tag b; a is healthy, b is not)
+	rolloutBody := `{"to_tag":"a","steps":[5,100],"step_secs":3600,"max_error_rate":0.01,"max_p99_ms":800,"min_requests":10}`
+	greenBody := `{"to_tag":"green","steps":[50,100],"step_secs":3600,"max_error_rate":0.01}`
+	const ro = "/domains/api.example.com/rollout"
+	steps = append(steps,
+		step{srv: full, method: "GET", path: ro, want: 404},
+		step{srv: full, method: "POST", path: ro, body: `{"to_tag":"a"}`, want: 400, badRequest: true},
+		step{srv: full, method: "POST", path: ro, body: `{"to_tag":"a","steps":[50,25],"step_secs":1,"max_error_rate":0.01}`, want: 400},
+		step{srv: full, method: "POST", path: ro, body: `{"to_tag":` + big + `,"steps":[100],"step_secs":1,"max_error_rate":0}`, want: 413},
+		step{srv: full, method: "POST", path: ro, body: rolloutBody, contentType: "text/plain", want: 415, badRequest: true},
+		step{srv: full, method: "POST", path: "/domains/nope.example.com/rollout", body: rolloutBody, want: 404},
+		step{srv: bare, method: "POST", path: ro, body: rolloutBody, want: 404},
+		step{srv: full, method: "POST", path: "/domains/example.com/rollout", body: `{"to_tag":"b","steps":[100],"step_secs":1,"max_error_rate":0}`, want: 409},
+		step{srv: full, method: "POST", path: ro + "/pause", want: 404}, // no rollout yet
+		step{srv: full, method: "POST", path: ro, body: rolloutBody, want: 201},
+		step{srv: full, method: "POST", path: ro, body: rolloutBody, want: 409},
+		step{srv: full, method: "GET", path: ro, want: 200},
+		step{srv: full, method: "POST", path: ro + "/resume", want: 409},
+		step{srv: full, method: "POST", path: ro + "/pause", want: 200},
+		step{srv: full, method: "POST", path: ro + "/resume", want: 200},
+		step{srv: full, method: "POST", path: ro + "/abort", want: 200},
+		step{srv: full, method: "POST", path: ro + "/abort", want: 409},
+		step{srv: full, method: "POST", path: ro + "/pause", want: 409},
+		step{srv: full, method: "POST", path: ro + "/promote", want: 409},
+		step{srv: full, method: "POST", path: "/domains/nope.example.com/rollout/pause", want: 404},
+		step{srv: full, method: "POST", path: "/domains/nope.example.com/rollout/resume", want: 404},
+		step{srv: full, method: "POST", path: "/domains/nope.example.com/rollout/promote", want: 404},
+		step{srv: full, method: "POST", path: "/domains/nope.example.com/rollout/abort", want: 404},
+		step{srv: full, method: "POST", path: ro, body: rolloutBody, want: 201},
+		step{srv: full, method: "POST", path: ro + "/promote", want: 200},
+		step{srv: full, method: "GET", path: ro, want: 200},
+		step{srv: full, method: "POST", path: ro, body: greenBody, want: 201}, // left running for the failures below
+	)
 	// Every operation refuses a request without the token, but health;
 	// every change refuses a viewer's valid request.
 	viewerBodies := map[string]string{
@@ -404,6 +445,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		"POST /domains/{domain}/switch":  `{"new_tag":"a"}`,
 		"PUT /domains/{domain}/canary":   `{"tag":"a","percent":25}`,
 		"POST /domains/{domain}/explain": `{}`,
+		"POST /domains/{domain}/rollout": `{"to_tag":"b","steps":[100],"step_secs":1,"max_error_rate":0}`,
 		"POST /backends":                 `{"id":"web-v8","address":"10.0.0.8:80"}`,
 		"PUT /backends/{id}":             `{"address":"10.0.0.8:80"}`,
 	}
@@ -446,6 +488,9 @@ func TestOpenAPIConformance(t *testing.T) {
 		{method: "POST", path: "/backends", body: `{"id":"z","address":"10.0.0.1:1"}`},
 		{method: "PUT", path: "/backends/spare", body: `{"weight":4}`},
 		{method: "DELETE", path: "/backends/spare"},
+		{method: "POST", path: "/domains/api.example.com/rollout/pause"},
+		{method: "POST", path: "/domains/api.example.com/rollout/promote"},
+		{method: "POST", path: "/domains/api.example.com/rollout/abort"},
 	}
 	for _, fail := range []struct {
 		err  error
@@ -497,9 +542,13 @@ func TestOpenAPIConformance(t *testing.T) {
 // oaUnreachable are declared statuses this test does not provoke, with
 // why they are declared.
 var oaUnreachable = map[string]bool{
-	"DELETE /domains/{domain} 409":          true, // a stored configuration that cannot be applied, or one changing under the request
-	"DELETE /domains/{domain}/canary 409":   true, // the same
-	"POST /certificates/{domain}/renew 500": true, // an unexpected failure of the ACME side
+	"DELETE /domains/{domain} 409":              true, // a stored configuration that cannot be applied, or one changing under the request
+	"DELETE /domains/{domain}/canary 409":       true, // the same
+	"POST /certificates/{domain}/renew 500":     true, // an unexpected failure of the ACME side
+	"POST /domains/{domain}/rollout 500":        true, // as pause, promote and abort, which are checked
+	"POST /domains/{domain}/rollout 503":        true, // the same
+	"POST /domains/{domain}/rollout/resume 500": true, // the same
+	"POST /domains/{domain}/rollout/resume 503": true, // the same
 }
 
 // TestOpenAPIRoutes checks the document has every path and method the

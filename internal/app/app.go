@@ -34,6 +34,7 @@ import (
 	"fronttier/internal/logging"
 	"fronttier/internal/metrics"
 	"fronttier/internal/proxy"
+	"fronttier/internal/rollout"
 	"fronttier/internal/server"
 	"fronttier/internal/state"
 	"fronttier/internal/store"
@@ -75,6 +76,10 @@ type App struct {
 	started  time.Time
 	proxy    *proxy.Handler
 	servers  []*listener
+
+	// rollouts drives the rollouts; nil in a fleet, where no node is
+	// elected to drive them yet.
+	rollouts *rollout.Controller
 }
 
 // listener is one bound listener and what serves it. The management,
@@ -230,6 +235,9 @@ func build(snap store.Snapshot, file *store.File, o Options) (_ *App, err error)
 		return nil, err
 	}
 	a.metrics.WatchCanaries(a.store) // proxy_canary_percent, from the table in force
+	if a.fleet == nil {
+		a.rollouts = newRollouts(cfg, a.store, a.metrics, log)
+	}
 	if a.fleet != nil {
 		a.store.SetWriteTimeout(secs(cfg.Cluster.EtcdDialTimeoutSecs))
 		a.fleet.current = a.store.Config
@@ -279,7 +287,7 @@ func build(snap store.Snapshot, file *store.File, o Options) (_ *App, err error)
 		s.srv.Handler = a.proxy
 	}
 	api := admin.New(admin.Options{Store: a.store, Certs: renewableCertsAPI{certsAPI{a.certs}, a.acme}, Metrics: a.metrics.Handler(), Log: log,
-		Token: p.APIToken(), Cluster: clusterInfo{a.clusterInfo}, Users: cfg.Users, Audit: a.audit})
+		Token: p.APIToken(), Cluster: clusterInfo{a.clusterInfo}, Users: cfg.Users, Audit: a.audit, Rollouts: rolloutsAPI(a.rollouts)})
 	apiLn, err := a.listen("api", p.ManagementAPIAddr, api, &p)
 	if err != nil {
 		return nil, err
@@ -386,6 +394,9 @@ func (a *App) serve(ctx context.Context) error {
 	wg.Go(func() { a.follow(bg) })
 	if a.fleet != nil {
 		wg.Go(func() { a.fleet.run(bg) })
+	}
+	if a.rollouts != nil {
+		wg.Go(func() { a.rollouts.Run(bg) })
 	}
 	defer func() {
 		stopBG()

@@ -9,21 +9,13 @@ import (
 	"fronttier/internal/state"
 )
 
-// Spec is what an operator gives to start a rollout (see config.Rollout).
-type Spec struct {
-	ToTag        string
-	Steps        []float64
-	StepSecs     int
-	MaxErrorRate float64
-	MaxP99Ms     float64
-	MinRequests  int
-}
-
 // Start starts a rollout of domain to spec.ToTag at its first step, from
-// the host's enabled_backends_tag. Errors: state.ErrInvalid for a bad
+// the host's enabled_backends_tag. Of spec only what an operator sets is
+// used: to_tag, steps, step_secs, max_error_rate, max_p99_ms and
+// min_requests. Errors: state.ErrInvalid for a bad
 // spec, state.ErrConflict when a rollout is active or the tag has no
 // healthy backend, state.ErrNotFound for an unknown domain.
-func (c *Controller) Start(domain string, spec Spec) (*config.Rollout, error) {
+func (c *Controller) Start(domain string, spec config.Rollout) (*config.Rollout, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()

@@ -88,8 +88,8 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func spec() Spec {
-	return Spec{ToTag: "b", Steps: []float64{5, 50, 100}, StepSecs: 60, MaxErrorRate: 0.01, MaxP99Ms: 800, MinRequests: 100}
+func spec() config.Rollout {
+	return config.Rollout{ToTag: "b", Steps: []float64{5, 50, 100}, StepSecs: 60, MaxErrorRate: 0.01, MaxP99Ms: 800, MinRequests: 100}
 }
 
 func (f *fixture) start(t *testing.T) *config.Rollout {

@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	testbackend [-host ADDR] [-delay DURATION] [-health-status CODE] PORT ID
+//	testbackend [-host ADDR] [-delay DURATION] [-health-status CODE] [-fail-rate F] PORT ID
 //
 // It answers:
 //
@@ -16,7 +16,10 @@
 //     headers, body size, request URI).
 //
 // Every answer carries an X-Backend-Id header, and every answer but /health
-// waits -delay first.
+// waits -delay first. With -fail-rate F (0 to 1), that share of the echo
+// requests, spread evenly (every 20th for 0.05), is answered 500 with an
+// X-Injected-Failure: 1 header instead: a release that fails some of its
+// requests, for trying rollouts.
 package main
 
 import (
@@ -28,12 +31,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode"
@@ -44,6 +49,7 @@ type options struct {
 	host         string        // bind address
 	delay        time.Duration // added before every non-health answer
 	healthStatus int           // status /health returns
+	failRate     float64       // share of echo requests answered 500
 }
 
 const (
@@ -58,7 +64,7 @@ const (
 )
 
 // usageLine is the synopsis printed with the flags on a command-line mistake.
-const usageLine = "usage: testbackend [-host ADDR] [-delay DURATION] [-health-status CODE] PORT ID"
+const usageLine = "usage: testbackend [-host ADDR] [-delay DURATION] [-health-status CODE] [-fail-rate F] PORT ID"
 
 // errUsage marks command-line mistakes, which exit with status 2.
 var errUsage = errors.New("invalid arguments")
@@ -129,6 +135,7 @@ func parseArgs(args []string, stderr io.Writer) (port, id string, opt options, e
 	fs.StringVar(&opt.host, "host", "127.0.0.1", "bind address")
 	fs.DurationVar(&opt.delay, "delay", 0, "delay added before every answer but /health")
 	fs.IntVar(&opt.healthStatus, "health-status", http.StatusOK, "status code /health returns")
+	fs.Float64Var(&opt.failRate, "fail-rate", 0, "share (0 to 1) of echo requests answered 500, spread evenly")
 	usage := func() {
 		fmt.Fprintln(stderr, usageLine)
 		fs.SetOutput(stderr)
@@ -163,6 +170,9 @@ func parseArgs(args []string, stderr io.Writer) (port, id string, opt options, e
 	if opt.healthStatus < 200 || opt.healthStatus > 599 {
 		return fail(fmt.Errorf("-health-status %d is not 200-599", opt.healthStatus))
 	}
+	if !(opt.failRate >= 0 && opt.failRate <= 1) {
+		return fail(fmt.Errorf("-fail-rate %v is not between 0 and 1", opt.failRate))
+	}
 	return port, id, opt, nil
 }
 
@@ -175,8 +185,9 @@ func newHandler(id string, opt options) http.Handler {
 // which would redirect unclean paths ("//a", "/a/../b") instead of echoing
 // them as a proxy forwarded them.
 type backend struct {
-	id  string
-	opt options
+	id    string
+	opt   options
+	echos atomic.Uint64 // echo requests so far, for -fail-rate
 }
 
 // ServeHTTP sets X-Backend-Id, answers /health at once, and everything else
@@ -196,8 +207,25 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/ws":
 		b.websocket(w, r)
 	default:
+		if b.injectFailure() {
+			w.Header().Set("X-Injected-Failure", "1")
+			http.Error(w, "injected failure (-fail-rate)", http.StatusInternalServerError)
+			return
+		}
 		b.echo(w, r)
 	}
+}
+
+// injectFailure counts an echo request and reports whether -fail-rate
+// fails it: the n-th fails when floor(n*F) steps up, so exactly that
+// share fails, evenly spread.
+func (b *backend) injectFailure() bool {
+	f := b.opt.failRate
+	if f <= 0 {
+		return false
+	}
+	n := float64(b.echos.Add(1))
+	return math.Floor(n*f) > math.Floor((n-1)*f)
 }
 
 // wait sleeps opt.delay and reports whether ctx was still live at the end.

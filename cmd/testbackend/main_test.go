@@ -380,3 +380,38 @@ func TestRunShutdownLetsRequestsFinish(t *testing.T) {
 	}
 	waitRun(t, errc)
 }
+
+// TestFailRate checks -fail-rate fails exactly its share of echo
+// requests, evenly, with the marker header, and never /health.
+func TestFailRate(t *testing.T) {
+	opt := defaultOptions()
+	opt.failRate = 0.05
+	h := newHandler("flaky", opt)
+	failed := 0
+	for i := 1; i <= 200; i++ {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
+		switch {
+		case rec.Code == 500 && rec.Header().Get("X-Injected-Failure") == "1":
+			failed++
+			if i%20 != 0 {
+				t.Errorf("request %d failed; want every 20th", i)
+			}
+		case rec.Code != 200:
+			t.Fatalf("request %d: status %d", i, rec.Code)
+		}
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/health", nil))
+		if rec.Code != 200 {
+			t.Fatalf("/health: %d", rec.Code)
+		}
+	}
+	if failed != 10 {
+		t.Errorf("%d of 200 failed, want 10", failed)
+	}
+	for _, bad := range []string{"-1", "1.5", "NaN"} {
+		if _, _, _, err := parseArgs([]string{"-fail-rate", bad, "1", "x"}, io.Discard); !errors.Is(err, errUsage) {
+			t.Errorf("-fail-rate %s: %v, want a usage error", bad, err)
+		}
+	}
+}

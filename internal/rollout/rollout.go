@@ -60,6 +60,11 @@ type Options struct {
 // WebhookTimeout bounds each webhook POST.
 const WebhookTimeout = 5 * time.Second
 
+// RescanEvery is how often Run looks at the configuration in force even
+// when no gate is due, to find rollouts it was not told of (a hand edit
+// of the file, a change made through another process).
+const RescanEvery = 10 * time.Second
+
 // retryAfter is how long a gate whose change failed (the store could not
 // be written) waits before it tries again.
 const retryAfter = time.Second
@@ -113,7 +118,9 @@ func New(o Options) *Controller {
 func (c *Controller) now() time.Time { return c.clock.Now().UTC().Truncate(time.Millisecond) }
 
 // Run drives the running rollouts until ctx ends: at each one's
-// next_step_at its gate decides. It also sends the webhook's posts.
+// next_step_at its gate decides; at least every RescanEvery, and when
+// poked, it looks for rollouts started elsewhere. It also sends the
+// webhook's posts.
 func (c *Controller) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -123,11 +130,11 @@ func (c *Controller) Run(ctx context.Context) {
 	alarm := c.clock.Alarm()
 	defer alarm.Stop()
 	for {
-		if next := c.Tick(); next.IsZero() {
-			alarm.Stop()
-		} else {
-			alarm.Set(next)
+		next := c.Tick()
+		if rescan := c.clock.Now().Add(RescanEvery); next.IsZero() || rescan.Before(next) {
+			next = rescan
 		}
+		alarm.Set(next)
 		select {
 		case <-ctx.Done():
 			return

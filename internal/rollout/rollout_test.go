@@ -368,8 +368,41 @@ func TestRunDrivesGates(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	r := f.start(t)
 	f.stats.add("b", 10_000, 1000, 10)
-	f.clk.WaitArmed(t, 10*time.Second, "first gate", func(at time.Time) bool { return at.Equal(r.NextStepAt) })
-	f.clk.Set(r.NextStepAt)
+	f.clk.Set(r.NextStepAt) // the alarm (or the start's poke) finds the gate due
+	deadline := time.Now().Add(10 * time.Second)
+	for f.host().Rollout.State != config.RolloutRolledBack {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rollback within 10s: %+v", f.host().Rollout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestRunFindsRolloutsStartedElsewhere: a rollout written to the state by
+// another path (a hand edit, another process) is found by the periodic
+// rescan, its window started, and then gated.
+func TestRunFindsRolloutsStartedElsewhere(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	start := f.clk.Now()
+	f.clk.WaitArmed(t, 10*time.Second, "the rescan", func(at time.Time) bool { return at.Equal(start.Add(RescanEvery)) })
+	r := spec()
+	r.State, r.Percent, r.StartedAt, r.UpdatedAt, r.NextStepAt = config.RolloutRunning, 5, start, start, start.Add(time.Minute)
+	if _, err := f.st.StartRollout("example.com", r, false); err != nil {
+		t.Fatal(err)
+	}
+	f.clk.Advance(RescanEvery)
+	want := f.clk.Now().Add(time.Minute)
+	f.clk.WaitArmed(t, 10*time.Second, "the next rescan", func(at time.Time) bool { return at.Equal(start.Add(2 * RescanEvery)) })
+	if got := f.host().Rollout; !got.NextStepAt.Equal(want) || !strings.Contains(got.Reason, "window restarted") {
+		t.Fatalf("after the rescan: %+v", got)
+	}
+	f.stats.add("b", 200, 50, 10)
+	f.clk.Set(want)
 	deadline := time.Now().Add(10 * time.Second)
 	for f.host().Rollout.State != config.RolloutRolledBack {
 		if time.Now().After(deadline) {

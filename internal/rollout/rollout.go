@@ -173,7 +173,11 @@ func (c *Controller) Tick() time.Time {
 		}
 		delete(c.retry, v.Domain)
 		w, ok := c.windows[v.Domain]
-		if !ok || w.step != r.Step || !w.next.Equal(r.NextStepAt) {
+		if v.EnabledBackendsTag != r.FromTag {
+			// Switched by hand meanwhile: the rollout has nothing left to do.
+			reason := fmt.Sprintf("aborted: enabled_backends_tag was switched to %q meanwhile (the rollout was from %q)", v.EnabledBackendsTag, r.FromTag)
+			r = c.orFail(v.Domain, "abort", now)(c.end(v.Domain, expectAt(r), config.RolloutAborted, reason, nil, now))
+		} else if !ok || w.step != r.Step || !w.next.Equal(r.NextStepAt) {
 			r = c.restartWindow(v.Domain, r, now)
 		} else if !now.Before(r.NextStepAt) {
 			r = c.gate(v.Domain, r, w, now)

@@ -411,3 +411,23 @@ func TestRunFindsRolloutsStartedElsewhere(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestSwitchByHandEndsRollout: a switch made by hand during a rollout
+// (which clears the canary) ends it as aborted at the next look, instead
+// of the gate putting the canary back.
+func TestSwitchByHandEndsRollout(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.start(t)
+	if _, err := f.st.Switch("example.com", "b", false); err != nil {
+		t.Fatal(err)
+	}
+	f.stats.add("b", 200, 0, 10)
+	r := f.gate()
+	if r.State != config.RolloutAborted || !strings.Contains(r.Reason, `switched to "b"`) {
+		t.Fatalf("after a switch by hand: %+v", r)
+	}
+	if h := f.host(); h.EnabledBackendsTag != "b" || h.Canary != nil {
+		t.Fatalf("host: tag %q, canary %+v", h.EnabledBackendsTag, h.Canary)
+	}
+}

@@ -4,6 +4,7 @@
 //	fronttier [--config FILE]            run the proxy (default config.toml)
 //	fronttier validate [--config FILE]   check a configuration and exit
 //	fronttier version                    print the version
+//	fronttier ctl COMMAND ...            the management API's client (ctl --help)
 //
 // SIGTERM and SIGINT drain requests in flight and exit 0; SIGHUP re-reads
 // the configuration file.
@@ -23,6 +24,7 @@ import (
 
 	"fronttier/internal/app"
 	"fronttier/internal/config"
+	"fronttier/internal/ctl"
 )
 
 // version is set at build time with -ldflags "-X main.version=...";
@@ -79,6 +81,11 @@ func main() {
 
 // run executes the command line and returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "ctl" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		return ctl.Main(ctx, args[1:], stdout, stderr)
+	}
 	cmd := "run"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
@@ -88,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "config.toml", "configuration file")
 	fs.StringVar(path, "c", "config.toml", "configuration file (shorthand)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: fronttier [validate|version] [--config FILE]\n")
+		fmt.Fprintf(stderr, "usage: fronttier [validate|version] [--config FILE]\n       fronttier ctl COMMAND ... (fronttier ctl --help)\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -6,6 +6,7 @@ package contrib_test
 
 import (
 	"encoding/json"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,16 +18,6 @@ import (
 
 const root = "../.."
 
-// metricSources are the files that register the proxy's metrics.
-var metricSources = []string{
-	"internal/metrics/metrics.go",
-	"internal/metrics/canary.go",
-	"internal/health/metrics.go",
-	"internal/certs/metrics.go",
-	"internal/acme/metrics.go",
-	"internal/app/fleet.go",
-}
-
 // registered matches a metric's name where the sources define it: the
 // Name field of prometheus.*Opts, or a custom collector's NewDesc.
 var registered = regexp.MustCompile(`(?:Name:\s*|prometheus\.NewDesc\(\s*)"([a-zA-Z_:][a-zA-Z0-9_:]*)"`)
@@ -35,14 +26,23 @@ var registered = regexp.MustCompile(`(?:Name:\s*|prometheus\.NewDesc\(\s*)"([a-z
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	names := make(map[string]bool)
-	for _, f := range metricSources {
-		src, err := os.ReadFile(filepath.Join(root, f))
+	// Every Go source of the proxy (not its tests): a metric added
+	// anywhere is found without keeping a list of files.
+	err := filepath.WalkDir(filepath.Join(root, "internal"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		src, err := os.ReadFile(path)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		for _, m := range registered.FindAllStringSubmatch(string(src), -1) {
 			names[m[1]] = true
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, must := range []string{"proxy_requests_total", "certificate_days_until_expiration", "proxy_canary_percent", "fleet_store_up"} {
 		if !names[must] {

@@ -8,57 +8,24 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"fronttier/internal/logging"
+	"fronttier/internal/testutil"
 )
 
-// stub is a raw TCP backend: serve runs for each accepted connection
-// (with the connection's reader, the request head not yet read) and the
-// connection is closed when it returns or the test ends.
+// stub is a raw TCP backend (testutil.RawServer) whose serve gets the
+// connection's reader too, the request head not yet read.
 type stub struct {
-	addr  string
-	conns atomic.Int32 // connections accepted
+	addr string
+	srv  *testutil.RawServer
 }
 
 func newStub(t *testing.T, serve func(n int, c net.Conn, br *bufio.Reader)) *stub {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &stub{addr: ln.Addr().String()}
-	var mu sync.Mutex
-	var open []net.Conn
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n := int(s.conns.Add(1))
-			mu.Lock()
-			open = append(open, c)
-			mu.Unlock()
-			wg.Go(func() {
-				defer c.Close()
-				serve(n, c, bufio.NewReader(c))
-			})
-		}
-	})
-	return s
+	srv := testutil.ServeRaw(t, func(n int, c net.Conn) { serve(n, c, bufio.NewReader(c)) })
+	return &stub{addr: srv.Addr, srv: srv}
 }
 
 // readReqHead reads one request head off br; false at the end.
@@ -266,6 +233,7 @@ func getRawPath(t *testing.T, front, path string) (*http.Response, string, error
 // backend to close (it never does here), and its connection is not reused.
 func TestEarlyAnswer(t *testing.T) {
 	t.Parallel()
+	hold := make(chan struct{}) // released when the test ends, before the stub closes
 	be := newStub(t, func(n int, c net.Conn, br *bufio.Reader) {
 		req, ok := readReqHead(br)
 		if !ok {
@@ -273,11 +241,12 @@ func TestEarlyAnswer(t *testing.T) {
 		}
 		if req.Method == http.MethodPost {
 			io.WriteString(c, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope")
-			br.Peek(1 << 30) // never reads the upload, never closes
+			<-hold // never reads the upload, never closes (closing with unread bytes would reset)
 			return
 		}
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	})
+	t.Cleanup(func() { close(hold) })
 	s := newSetup(t, UpstreamOptions{}, Options{}, [2]string{"b", be.addr})
 	front := frontServer(t, s.h)
 
@@ -304,7 +273,7 @@ func TestEarlyAnswer(t *testing.T) {
 	if _, body, err := getRawPath(t, front, "/after"); err != nil || body != "ok" {
 		t.Fatalf("next request: %q, %v", body, err)
 	}
-	if n := be.conns.Load(); n != 2 {
+	if n := be.srv.Conns(); n != 2 {
 		t.Errorf("backend saw %d connections, want 2: the early answer's must not be reused", n)
 	}
 }

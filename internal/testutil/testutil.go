@@ -12,8 +12,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
-	"fronttier/internal/config"
-	"fronttier/internal/store"
 	"io"
 	"math/big"
 	"net"
@@ -21,6 +19,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"fronttier/internal/config"
+	"fronttier/internal/store"
 )
 
 // SelfSigned returns a self-signed ECDSA P-256 server certificate valid for

@@ -2,10 +2,10 @@ package e2e
 
 import (
 	"bufio"
+	"fronttier/internal/testutil"
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 )
@@ -15,51 +15,22 @@ import (
 // connection stays open: a backend hung mid-answer.
 func stallingBackend(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
+	return testutil.ServeRaw(t, func(_ int, c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					if req.URL.Path == "/health" {
-						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-						continue
-					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
-					br.Peek(1) // silence until the proxy gives up and closes
-					return
-				}
-			})
+			if req.URL.Path == "/health" {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				continue
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+			br.Peek(1) // silence until the proxy gives up and closes
+			return
 		}
-	})
-	return ln.Addr().String()
+	}).Addr
 }
 
 // TestCutAnswersAreVisible: through the binary, a backend that stalls

@@ -34,6 +34,10 @@ type File struct {
 	// seen is the content of the last edit reported invalid, so that an
 	// unchanged broken file is reported once, not at every look.
 	seen [sha256.Size]byte
+
+	// afterRead, in tests, runs between look's read of the file and its
+	// checks: the window in which a write of ours makes the read stale.
+	afterRead func()
 }
 
 var _ Store = (*File)(nil)
@@ -113,15 +117,22 @@ func (f *File) CompareAndSwap(_ context.Context, prev Snapshot, next *config.Con
 // the latest state known (a hand edit), nothing otherwise (or when it
 // cannot be read: a deleted file is not a new state).
 func (f *File) look() (Update, bool) {
+	// What was known before the read: a write of ours that lands while
+	// the file is read makes this read stale (it may hold the content
+	// from before the write), and a stale read must never be reported
+	// as an edit, which would put an older state back in force.
+	f.mu.Lock()
+	before := f.known
+	f.mu.Unlock()
 	data, err := os.ReadFile(f.path)
 	if err != nil {
 		return Update{}, false
 	}
+	if f.afterRead != nil {
+		f.afterRead()
+	}
 	sum := sha256.Sum256(data)
-	f.mu.Lock()
-	same := sum == f.known
-	f.mu.Unlock()
-	if same {
+	if sum == before {
 		return Update{}, false
 	}
 	if len(data) == 0 {
@@ -130,15 +141,18 @@ func (f *File) look() (Update, bool) {
 	c, err := parse(f.path, data)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.known != before {
+		// Written meanwhile by CompareAndSwap: this read may be stale. An
+		// edit made after that write sends its own event (or meets the
+		// backstop), and a write over an edit fails as stale.
+		return Update{}, false
+	}
 	if err != nil {
 		if sum == f.seen {
 			return Update{}, false
 		}
 		f.seen = sum
 		return Update{Err: &HandEditError{Path: f.path, Err: err}}, true
-	}
-	if sum == f.known { // written meanwhile by CompareAndSwap
-		return Update{}, false
 	}
 	return Update{Snapshot: Snapshot{Config: c, Rev: f.advanceLocked(data)}, Full: true}, true
 }

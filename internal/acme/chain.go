@@ -1,8 +1,7 @@
 package acme
 
 import (
-	"crypto/x509"
-	"encoding/pem"
+	"fronttier/internal/certs"
 
 	acmeproto "github.com/mholt/acmez/v3/acme"
 )
@@ -28,24 +27,14 @@ func preferredChain(chains []acmeproto.Certificate, name string) (chain acmeprot
 // chainMatches reports whether chainPEM holds a certificate named name or
 // ends at an issuer named name.
 func chainMatches(chainPEM []byte, name string) bool {
-	var last *x509.Certificate
-	for rest := chainPEM; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return false
-		}
-		if cert.Subject.CommonName == name {
+	chain, err := certs.ParseChain(chainPEM)
+	if err != nil || len(chain) == 0 {
+		return false
+	}
+	for _, c := range chain {
+		if c.Subject.CommonName == name {
 			return true
 		}
-		last = cert
 	}
-	return last != nil && last.Issuer.CommonName == name
+	return chain[len(chain)-1].Issuer.CommonName == name
 }

@@ -96,25 +96,12 @@ func parsePair(certPath, keyPath string, certPEM, keyPEM []byte, now time.Time) 
 	return cert, nil
 }
 
-// parseChain parses every CERTIFICATE block of a PEM file, in order. Other
-// block types (a key bundled into the same file) are skipped.
+// parseChain parses every CERTIFICATE block of a PEM file, in order (see
+// ParseChain), naming the file in its errors.
 func parseChain(path string, data []byte) ([]*x509.Certificate, error) {
-	var chain []*x509.Certificate
-	rest := data
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("certificate %s: block #%d: %w", path, len(chain)+1, err)
-		}
-		chain = append(chain, c)
+	chain, err := ParseChain(data)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", path, err)
 	}
 	if len(chain) == 0 {
 		if len(strings.TrimSpace(string(data))) == 0 {
@@ -123,6 +110,30 @@ func parseChain(path string, data []byte) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("certificate %s: no PEM \"CERTIFICATE\" block found (is it PEM, not DER?)", path)
 	}
 	return chain, nil
+}
+
+// ParseChain parses every CERTIFICATE block of PEM data, in order; other
+// block types (a key bundled into the same file) are skipped. It is the one
+// chain parser of the proxy (ACME's chain selection uses it too). No block
+// is no error: the caller decides whether an empty chain is one.
+func ParseChain(data []byte) ([]*x509.Certificate, error) {
+	var chain []*x509.Certificate
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return chain, nil
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("block #%d: %w", len(chain)+1, err)
+		}
+		chain = append(chain, c)
+	}
 }
 
 // parseKey parses the first private key block of a PEM file.

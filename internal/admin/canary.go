@@ -94,12 +94,9 @@ func (a *API) explain(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeFree(w, r, &in, "headers", "cookies"); err != nil {
 		return err
 	}
-	domain, err := pathDomain(r)
+	domain, _, err := a.pathHost(r)
 	if err != nil {
 		return err
-	}
-	if a.o.Store.Config().Host(domain) == nil {
-		return notFound("domain %q not found", domain)
 	}
 	host := a.o.Store.Table().Lookup(domain)
 	if host == nil || host.Domain != domain {

@@ -125,13 +125,9 @@ func (a *API) listDomains(w http.ResponseWriter, _ *http.Request) error {
 }
 
 func (a *API) getDomain(w http.ResponseWriter, r *http.Request) error {
-	domain, err := pathDomain(r)
+	_, v, err := a.pathHost(r)
 	if err != nil {
 		return err
-	}
-	v := a.o.Store.Config().Host(domain)
-	if v == nil {
-		return notFound("domain %q not found", domain)
 	}
 	w.Header().Set("ETag", domainETag(*v))
 	writeJSON(w, http.StatusOK, toDomainJSON(*v))
@@ -235,6 +231,20 @@ func pathDomain(r *http.Request) (string, error) {
 		return "", notFound("domain %q not found", d)
 	}
 	return config.NormaliseDomain(d), nil
+}
+
+// pathHost returns the domain named by r's path and its configured
+// virtual host, or a 404 naming the domain.
+func (a *API) pathHost(r *http.Request) (string, *config.VirtualHost, error) {
+	domain, err := pathDomain(r)
+	if err != nil {
+		return "", nil, err
+	}
+	v := a.o.Store.Config().Host(domain)
+	if v == nil {
+		return "", nil, notFound("domain %q not found", domain)
+	}
+	return domain, v, nil
 }
 
 func sortStrings(s []string) []string {

@@ -106,13 +106,9 @@ func (a *API) startRollout(w http.ResponseWriter, r *http.Request) error {
 // getRollout answers the domain's rollout (under way, or the last one),
 // 404 when it has none.
 func (a *API) getRollout(w http.ResponseWriter, r *http.Request) error {
-	domain, err := pathDomain(r)
+	domain, v, err := a.pathHost(r)
 	if err != nil {
 		return err
-	}
-	v := a.o.Store.Config().Host(domain)
-	if v == nil {
-		return notFound("domain %q not found", domain)
 	}
 	if v.Rollout == nil {
 		return notFound("domain %q has no rollout", domain)

@@ -30,10 +30,22 @@ func (c *Controller) record(domain, event string, r *config.Rollout) {
 	c.notify(domain, event, r)
 }
 
+// hook is one post to the webhook: the URL in force when it was queued.
+type hook struct {
+	url  string
+	body []byte
+}
+
+// SetWebhookURL makes url ("" for none) receive the transitions from now
+// on ([rollouts] webhook_url, reloaded); posts already queued go to the
+// URL of their time.
+func (c *Controller) SetWebhookURL(url string) { c.url.Store(&url) }
+
 // notify queues an event for the webhook; when the queue is full (the
 // webhook is slow) the event is dropped and logged.
 func (c *Controller) notify(domain, event string, r *config.Rollout) {
-	if c.o.WebhookURL == "" {
+	url := *c.url.Load()
+	if url == "" {
 		return
 	}
 	body, err := json.Marshal(Event{Domain: domain, Event: event, Rollout: r})
@@ -42,42 +54,43 @@ func (c *Controller) notify(domain, event string, r *config.Rollout) {
 		return
 	}
 	select {
-	case c.hooks <- body:
+	case c.hooks <- hook{url: url, body: body}:
 	default:
 		c.log.Warn("Rollout webhook: queue full, event dropped", "domain", domain, "event", event)
 	}
 }
 
-// sendHooks posts the queued events, one at a time, until ctx ends.
-func (c *Controller) sendHooks(ctx context.Context) {
+// Notify posts the queued events to the webhook, one at a time, until ctx
+// ends.
+func (c *Controller) Notify(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case body := <-c.hooks:
-			c.post(ctx, body)
+		case h := <-c.hooks:
+			c.post(ctx, h)
 		}
 	}
 }
 
 // post sends one event, bounded by WebhookTimeout; a failure is logged.
-func (c *Controller) post(ctx context.Context, body []byte) {
+func (c *Controller) post(ctx context.Context, h hook) {
 	ctx, cancel := context.WithTimeout(ctx, WebhookTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.o.WebhookURL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(h.body))
 	if err != nil {
-		c.log.Warn("Rollout webhook failed", "url", c.o.WebhookURL, "error", err)
+		c.log.Warn("Rollout webhook failed", "url", h.url, "error", err)
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.o.Client.Do(req)
 	if err != nil {
-		c.log.Warn("Rollout webhook failed", "url", c.o.WebhookURL, "error", err)
+		c.log.Warn("Rollout webhook failed", "url", h.url, "error", err)
 		return
 	}
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		c.log.Warn("Rollout webhook refused", "url", c.o.WebhookURL, "status", resp.StatusCode)
+		c.log.Warn("Rollout webhook refused", "url", h.url, "status", resp.StatusCode)
 	}
 }
 

@@ -10,7 +10,14 @@
 //
 // The controller keeps only the start of each running step's window in
 // memory (the counts at the step's start): after a restart, or for a step
-// it did not start, it restarts the window and says so in the reason.
+// it did not start while driving, it restarts the window and says so in
+// the reason.
+//
+// In a fleet every node's controller makes the operators' changes (they
+// are typed changes with preconditions on the shared store), and one
+// elected node drives the gates (Drive), on the fleet's counts
+// (internal/fleetstats); the node that makes a transition counts it and
+// posts the webhook (Notify runs on every node).
 package rollout
 
 import (
@@ -20,6 +27,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,7 +59,8 @@ type Options struct {
 	Clock clock.Clock           // nil: the system clock
 	Log   *slog.Logger          // nil: discard
 	Reg   prometheus.Registerer // nil: no metrics
-	// WebhookURL, when set, receives each transition as a JSON POST.
+	// WebhookURL, when set, receives each transition as a JSON POST;
+	// SetWebhookURL changes it.
 	WebhookURL string
 	// Client posts to the webhook; nil: one with WebhookTimeout.
 	Client *http.Client
@@ -78,7 +87,8 @@ type Controller struct {
 	log   *slog.Logger
 	clock clock.Clock
 	poke  chan struct{} // buffered 1: look again now
-	hooks chan []byte   // webhook bodies, sent by Run's sender
+	hooks chan hook     // webhook posts, sent by Notify
+	url   atomic.Pointer[string]
 	m     *collectors   // nil without a registry
 
 	mu      sync.Mutex
@@ -96,8 +106,9 @@ type window struct {
 
 // New returns a controller; Run drives it.
 func New(o Options) *Controller {
-	c := &Controller{o: o, log: o.Log, clock: o.Clock, poke: make(chan struct{}, 1), hooks: make(chan []byte, 64),
+	c := &Controller{o: o, log: o.Log, clock: o.Clock, poke: make(chan struct{}, 1), hooks: make(chan hook, 64),
 		windows: map[string]window{}, retry: map[string]time.Time{}}
+	c.SetWebhookURL(o.WebhookURL)
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -117,16 +128,20 @@ func New(o Options) *Controller {
 // now is the clock's time as stored: UTC, to the millisecond.
 func (c *Controller) now() time.Time { return c.clock.Now().UTC().Truncate(time.Millisecond) }
 
-// Run drives the running rollouts until ctx ends: at each one's
-// next_step_at its gate decides; at least every RescanEvery, and when
-// poked, it looks for rollouts started elsewhere. It also sends the
-// webhook's posts.
+// Run drives the running rollouts and sends the webhook's posts until ctx
+// ends: Drive and Notify together, as a single node runs them.
 func (c *Controller) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	if c.o.WebhookURL != "" {
-		wg.Go(func() { c.sendHooks(ctx) })
-	}
+	wg.Go(func() { c.Notify(ctx) })
+	c.Drive(ctx)
+}
+
+// Drive runs the running rollouts' gates until ctx ends: at each one's
+// next_step_at its gate decides; at least every RescanEvery, and when
+// poked, it looks for rollouts started elsewhere. In a fleet only the
+// elected node drives, for as long as it leads (see Forget).
+func (c *Controller) Drive(ctx context.Context) {
 	alarm := c.clock.Alarm()
 	defer alarm.Stop()
 	for {
@@ -142,6 +157,16 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-c.poke:
 		}
 	}
+}
+
+// Forget drops the windows the controller knows: each running step's
+// window restarts at the next look (see restartWindow). A node elected to
+// drive a fleet's rollouts calls it before Drive: windows noted while it
+// did not drive are on counts it was not adding up.
+func (c *Controller) Forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.windows)
 }
 
 // Poke makes Run look at the rollouts again now (after a change made
@@ -210,10 +235,13 @@ func (c *Controller) snapshotLocked(domain string, r *config.Rollout) {
 }
 
 // restartWindow starts a new window for a running step this controller
-// did not start (after a restart): its gate moves to a full step from now.
+// did not start while driving (after a restart; in a fleet, a step
+// started on another node, or before this node was elected): its gate
+// moves to a full step from now.
 func (c *Controller) restartWindow(domain string, r *config.Rollout, now time.Time) *config.Rollout {
 	next := now.Add(stepDur(r))
-	reason := fmt.Sprintf("step %d (%v%%) window restarted at %s (this node had not seen it start, e.g. after a restart); gate at %s",
+	reason := fmt.Sprintf("step %d (%v%%) window restarted at %s (the node driving the rollouts had not seen it start: "+
+		"it started on another node of the fleet, or before a restart or a change of leader); gate at %s",
 		r.Step, r.Percent, now.Format(time.RFC3339), next.Format(time.RFC3339))
 	nr, err := c.transition(domain, expectAt(r), func(v *config.VirtualHost) {
 		v.Rollout.NextStepAt, v.Rollout.Reason = next, reason

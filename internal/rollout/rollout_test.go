@@ -2,8 +2,11 @@ package rollout
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -429,5 +432,61 @@ func TestSwitchByHandEndsRollout(t *testing.T) {
 	}
 	if h := f.host(); h.EnabledBackendsTag != "b" || h.Canary != nil {
 		t.Fatalf("host: tag %q, canary %+v", h.EnabledBackendsTag, h.Canary)
+	}
+}
+
+// TestForgetRestartsWindows: a controller that starts driving (a node
+// elected to drive a fleet's rollouts) forgets its windows and restarts
+// that of a step started before, on counts it was not adding up then.
+func TestForgetRestartsWindows(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.start(t) // as a node that does not drive: the window is noted
+	f.c.Forget()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.c.Drive(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(f.host().Rollout.Reason, "window restarted") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no window restart within 10s: %+v", f.host().Rollout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if r := f.host().Rollout; !strings.Contains(r.Reason, "started on another node of the fleet") {
+		t.Fatalf("reason %q does not say why", r.Reason)
+	}
+}
+
+// TestWebhookURLChanges: a new webhook URL (a reload) receives the
+// transitions made after it is set.
+func TestWebhookURLChanges(t *testing.T) {
+	t.Parallel()
+	got := make(chan Event, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e Event
+		if err := json.NewDecoder(r.Body).Decode(&e); err == nil {
+			got <- e
+		}
+	}))
+	defer srv.Close()
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.c.Notify(ctx) }()
+	defer func() { cancel(); <-done }()
+	f.start(t) // no URL yet: nothing is posted
+	f.c.SetWebhookURL(srv.URL)
+	if _, err := f.c.Pause("example.com"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-got:
+		if e.Event != config.RolloutPaused || e.Domain != "example.com" {
+			t.Fatalf("first event posted = %+v, want the pause", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event posted to the new URL within 10s")
 	}
 }

@@ -1,6 +1,7 @@
 // Package admin is the REST management API under /api/v1: domains,
-// backends, the A/B switch, canaries, health, metrics and certificates. Handlers
-// return errors; one adapter (serve) turns them into JSON {"error": ...}
+// backends, the A/B switch, canaries, health, metrics and certificates;
+// it also serves the dashboard (internal/ui) under /ui/. Handlers return
+// errors; one adapter (serve) turns them into JSON {"error": ...}
 // answers with the status their kind calls for.
 package admin
 
@@ -18,6 +19,7 @@ import (
 	"fronttier/internal/config"
 	"fronttier/internal/route"
 	"fronttier/internal/state"
+	"fronttier/internal/ui"
 )
 
 // Store is the authoritative state the API reads and changes.
@@ -82,6 +84,9 @@ type Options struct {
 	Audit io.Writer
 	// Rollouts starts and moves rollouts; nil: their changes answer 404.
 	Rollouts Rollouts
+	// Stats are the proxy's own per-tag counts; nil: GET /api/v1/stats
+	// answers 404.
+	Stats Stats
 }
 
 // maxBody bounds a request body; larger ones get 413.
@@ -93,6 +98,7 @@ type API struct {
 	users []user // from Options.Token and Options.Users; none: no authentication
 	mux   *http.ServeMux
 	h     http.Handler // authorize, then mux
+	ui    http.Handler // the dashboard, under ui.Prefix
 }
 
 // New returns the API handler.
@@ -102,6 +108,7 @@ func New(o Options) *API {
 	}
 	a := &API{o: o, mux: http.NewServeMux()}
 	a.users = newUsers(o.Token, o.Users)
+	a.ui = ui.New(ui.Options{TokenRequired: len(a.users) > 0})
 	a.h = a.serve(func(w http.ResponseWriter, r *http.Request) error {
 		r, err := a.authorize(w, r)
 		if err != nil {
@@ -133,6 +140,7 @@ func New(o Options) *API {
 		http.MethodGet: a.getBackend, http.MethodPut: a.updateBackend, http.MethodDelete: a.deleteBackend,
 	})
 	a.route("/api/v1/cluster", methods{http.MethodGet: a.cluster})
+	a.route("/api/v1/stats", methods{http.MethodGet: a.stats})
 	a.route("/api/v1/certificates", methods{http.MethodGet: a.listCertificates})
 	a.route("/api/v1/certificates/{domain}/reload", methods{http.MethodPost: a.reloadCertificate})
 	a.route("/api/v1/certificates/{domain}/renew", methods{http.MethodPost: a.renewCertificate})
@@ -142,7 +150,15 @@ func New(o Options) *API {
 	return a
 }
 
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.h.ServeHTTP(w, r) }
+// ServeHTTP serves the API, and the dashboard under /ui/: its files hold
+// no data and are served without a token; the page calls the API with one.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == strings.TrimSuffix(ui.Prefix, "/") || strings.HasPrefix(r.URL.Path, ui.Prefix) {
+		a.ui.ServeHTTP(w, r)
+		return
+	}
+	a.h.ServeHTTP(w, r)
+}
 
 // canonicalPath refuses a request path with empty, "." or ".." segments
 // (as sent, before percent-decoding). ServeMux would answer those with a

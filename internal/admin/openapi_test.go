@@ -292,7 +292,7 @@ func TestOpenAPIConformance(t *testing.T) {
 	}
 	viewer := []config.APIUser{{Name: "viewer", Role: config.RoleViewer, TokenSHA256: hashHex("viewer-token")}}
 	rollouts := rollout.New(rollout.Options{Store: st, Stats: fakeStats{}})
-	full := serve(Options{Certs: &fakeRenewer{}, Metrics: metrics, Cluster: fakeCluster{}, Users: viewer, Rollouts: rollouts})
+	full := serve(Options{Certs: &fakeRenewer{}, Metrics: metrics, Cluster: fakeCluster{}, Users: viewer, Rollouts: rollouts, Stats: trafficStats()})
 	bare := serve(Options{})                                                                        // no certificates, metrics, cluster
 	noRenew := serve(Options{Certs: &fakeCerts{err: fmt.Errorf("reload: %w", errors.New("boom"))}}) // cannot renew; reload fails
 	down := serve(Options{Cluster: fakeCluster{err: errors.New("etcd unreachable")}})
@@ -436,6 +436,10 @@ func TestOpenAPIConformance(t *testing.T) {
 		step{srv: full, method: "POST", path: ro + "/promote", want: 200},
 		step{srv: full, method: "GET", path: ro, want: 200},
 		step{srv: full, method: "POST", path: ro, body: greenBody, want: 201}, // left running for the failures below
+		// stats: counts per tag, and the rollout just started
+		step{srv: full, method: "GET", path: "/stats", want: 200},
+		step{srv: full, method: "GET", path: "/stats", header: map[string]string{"Authorization": "Bearer viewer-token"}, want: 200},
+		step{srv: bare, method: "GET", path: "/stats", want: 404},
 	)
 	// Every operation refuses a request without the token, but health;
 	// every change refuses a viewer's valid request.

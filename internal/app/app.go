@@ -287,7 +287,7 @@ func build(snap store.Snapshot, file *store.File, o Options) (_ *App, err error)
 		s.srv.Handler = a.proxy
 	}
 	api := admin.New(admin.Options{Store: a.store, Certs: renewableCertsAPI{certsAPI{a.certs}, a.acme}, Metrics: a.metrics.Handler(), Log: log,
-		Token: p.APIToken(), Cluster: clusterInfo{a.clusterInfo}, Users: cfg.Users, Audit: a.audit, Rollouts: rolloutsAPI(a.rollouts)})
+		Token: p.APIToken(), Cluster: clusterInfo{a.clusterInfo}, Users: cfg.Users, Audit: a.audit, Rollouts: rolloutsAPI(a.rollouts), Stats: a.metrics})
 	apiLn, err := a.listen("api", p.ManagementAPIAddr, api, &p)
 	if err != nil {
 		return nil, err

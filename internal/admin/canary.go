@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"fronttier/internal/config"
+	"fronttier/internal/state"
 )
 
 // canaryInput is the body of PUT /domains/{domain}/canary.
@@ -41,7 +43,7 @@ func (a *API) putCanary(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, err := a.o.Store.SetCanaryIf(domain, domainCheck(r, domain), config.Canary{Tag: *in.Tag, Percent: *in.Percent}, in.Force)
+	v, err := a.o.Store.SetCanaryIf(domain, allOf(domainCheck(r, domain), rolloutAllows(*in.Tag)), config.Canary{Tag: *in.Tag, Percent: *in.Percent}, in.Force)
 	if err != nil {
 		return err
 	}
@@ -58,13 +60,52 @@ func (a *API) deleteCanary(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, err := a.o.Store.ClearCanaryIf(domain, domainCheck(r, domain))
+	v, err := a.o.Store.ClearCanaryIf(domain, allOf(domainCheck(r, domain), rolloutAllows("")))
 	if err != nil {
 		return err
 	}
 	w.Header().Set("ETag", domainETag(v))
 	writeJSON(w, http.StatusOK, toDomainJSON(v))
 	return nil
+}
+
+// rolloutAllows refuses a canary set by hand (to tag; "" to clear it)
+// while the domain has a running rollout, which sets the share at each
+// step and would overwrite it: pause or abort the rollout first. While it
+// is paused the share may be set (or cleared) by hand for the rollout's
+// to_tag only, as the rollout judges that tag; resuming puts the step's
+// share back. It is checked with the change, so a rollout started
+// meanwhile is not missed.
+func rolloutAllows(tag string) state.DomainCheck {
+	return func(cur *config.VirtualHost) error {
+		if cur == nil {
+			return nil
+		}
+		switch ro := cur.Rollout; {
+		case ro == nil:
+		case ro.State == config.RolloutRunning:
+			return fmt.Errorf("%w: domain %q has a running rollout (to %q); pause or abort it first", state.ErrConflict, cur.Domain, ro.ToTag)
+		case ro.State == config.RolloutPaused && tag != "" && tag != ro.ToTag:
+			return fmt.Errorf("%w: domain %q has a paused rollout to %q: a canary set meanwhile must be of that tag; abort the rollout first", state.ErrConflict, cur.Domain, ro.ToTag)
+		}
+		return nil
+	}
+}
+
+// allOf is a check that passes when every one of checks (nil ones pass)
+// does.
+func allOf(checks ...state.DomainCheck) state.DomainCheck {
+	return func(cur *config.VirtualHost) error {
+		for _, c := range checks {
+			if c == nil {
+				continue
+			}
+			if err := c(cur); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // explainInput is the body of POST /domains/{domain}/explain: a request as

@@ -7,12 +7,13 @@ import (
 
 // Cluster describes the fleet this node belongs to: GET /api/v1/cluster.
 type Cluster interface {
-	// Info returns {"store", "revision", "nodes"}, JSON-encodable.
+	// Info returns {"store", "revision", "nodes", "rollout_leader"},
+	// JSON-encodable.
 	Info(ctx context.Context) (any, error)
 }
 
 // cluster answers GET /api/v1/cluster: the store, this node's applied
-// revision and every node of the fleet. 503 when the fleet's store cannot
+// revision, every node of the fleet and the one that drives the rollouts. 503 when the fleet's store cannot
 // be reached to list them.
 func (a *API) cluster(w http.ResponseWriter, r *http.Request) error {
 	if a.o.Cluster == nil {

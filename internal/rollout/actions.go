@@ -41,7 +41,9 @@ func (c *Controller) Start(domain string, spec config.Rollout) (*config.Rollout,
 }
 
 // Pause holds domain's running rollout at its step: no gate runs, the
-// canary keeps its share.
+// canary keeps its share. An operator may set the share by hand
+// meanwhile (the API allows it for the rollout's to_tag only); Resume puts
+// the step's back.
 func (c *Controller) Pause(domain string) (*config.Rollout, error) {
 	return c.act(domain, "pause", []string{config.RolloutRunning}, func(now time.Time, v *config.VirtualHost) {
 		v.Rollout.State, v.Rollout.NextStepAt = config.RolloutPaused, time.Time{}
@@ -50,9 +52,13 @@ func (c *Controller) Pause(domain string) (*config.Rollout, error) {
 }
 
 // Resume runs domain's paused rollout again; its step's window starts
-// anew, a full step before the gate.
+// anew, a full step before the gate, and the canary is the step's again
+// (an operator may have set it by hand while paused). Refused with
+// state.ErrConflict when that raises the share of a tag without a healthy
+// backend.
 func (c *Controller) Resume(domain string) (*config.Rollout, error) {
 	return c.act(domain, "resume", []string{config.RolloutPaused}, func(now time.Time, v *config.VirtualHost) {
+		v.Canary = &config.Canary{Tag: v.Rollout.ToTag, Percent: v.Rollout.Percent}
 		v.Rollout.State, v.Rollout.NextStepAt = config.RolloutRunning, now.Add(stepDur(v.Rollout))
 		v.Rollout.Reason = fmt.Sprintf("resumed by an operator at step %d (%v%%); the step starts anew", v.Rollout.Step, v.Rollout.Percent)
 	})
@@ -92,7 +98,7 @@ func (c *Controller) act(domain, what string, states []string, edit func(now tim
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	r, err := c.transition(domain, state.RolloutExpect{States: states}, func(v *config.VirtualHost) { edit(now, v) }, true, now)
+	r, err := c.transition(domain, state.RolloutExpect{States: states}, func(v *config.VirtualHost) { edit(now, v) }, false, now)
 	if err != nil {
 		return nil, fmt.Errorf("%s rollout of %s: %w", what, domain, err)
 	}

@@ -89,7 +89,7 @@ type Controller struct {
 	poke  chan struct{} // buffered 1: look again now
 	hooks chan hook     // webhook posts, sent by Notify
 	url   atomic.Pointer[string]
-	m     *collectors   // nil without a registry
+	m     *collectors // nil without a registry
 
 	mu      sync.Mutex
 	windows map[string]window    // guarded by mu: by domain, the running step's window

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	acmeproto "github.com/mholt/acmez/v3/acme"
+
+	"fronttier/internal/certs"
 )
 
 // certificate is an immutable snapshot of a certificate with its key and
@@ -64,6 +66,11 @@ var errExpired = errors.New("certificate expired")
 // validAt reports whether c has not expired at now.
 func (c *certificate) validAt(now time.Time) bool {
 	return c != nil && now.Before(c.leaf.NotAfter)
+}
+
+// keyType is the key type of the leaf (KeyECDSA, KeyRSA, ...).
+func (c *certificate) keyType() string {
+	return certs.KeyType(c.leaf.PublicKey)
 }
 
 // serial is the leaf's serial number in hexadecimal, as openssl prints it.

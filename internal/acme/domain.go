@@ -17,9 +17,17 @@ const (
 	opRenew = "renew"
 )
 
-// domain is the state of one managed domain.
+// domain is the state of the certificate of one key type of one managed
+// domain (a unit: a domain with Options.KeyTypes ["ecdsa", "rsa"] has two,
+// ordered, cached and renewed independently).
 type domain struct {
-	name string
+	name    string // the domain name
+	keyType string // KeyECDSA or KeyRSA
+	// key names the unit in Manager.domains, the store, and the fleet's
+	// failed attempts (see unitKey).
+	key string
+	// slot is shared by the units of name: one order at a time.
+	slot nameSlot
 
 	// wake asks the domain goroutine for a check now (capacity 1); forced
 	// tells it that the check must ignore backoff and refresh ARI.
@@ -57,8 +65,8 @@ type domain struct {
 	waits          int       // consecutive checks that found another node ordering
 }
 
-func newDomain(name string) *domain {
-	return &domain{name: name, wake: make(chan struct{}, 1)}
+func newDomain(name, keyType string, slot nameSlot) *domain {
+	return &domain{name: name, keyType: keyType, key: unitKey(name, keyType), slot: slot, wake: make(chan struct{}, 1)}
 }
 
 // poke triggers a forced check of d.
@@ -129,7 +137,14 @@ func (m *Manager) step(ctx context.Context, d *domain) time.Time {
 // claimOrder); forced (a check Reload asked for) skips the fleet's
 // backoff as it skips this node's.
 func (m *Manager) attempt(ctx context.Context, d *domain, cur *certificate, op string, forced bool) time.Time {
-	log := m.log.With("domain", d.name, "operation", op)
+	log := m.log.With("domain", d.name, "key_type", d.keyType, "operation", op)
+	// One order at a time per name on this node (and, in a fleet, in the
+	// fleet: the order lock is the name's).
+	giveSlot, err := d.slot.take(ctx)
+	if err != nil {
+		return time.Time{} // removed or stopped
+	}
+	defer giveSlot()
 	if m.fleet != nil {
 		unlock, fresh, next, err := m.claimOrder(ctx, d, cur, forced, log)
 		switch {
@@ -205,7 +220,7 @@ func (m *Manager) failed(d *domain, op string, err error, shared bool, log *slog
 		"attempt", d.failures, "retry_in", wait.String(), "status", status)
 	if shared {
 		att := attemptRecord{Failures: d.failures, RetryAt: d.retryAt.UTC(), Node: m.fleet.node, Error: err.Error()}
-		if err := m.fleet.store.recordFailure(d.name, att); err != nil {
+		if err := m.fleet.store.recordFailure(d.key, att); err != nil {
 			log.Warn("Recording the failed attempt for the fleet failed", "error", err)
 		}
 	}
@@ -217,7 +232,7 @@ func (m *Manager) failed(d *domain, op string, err error, shared bool, log *slog
 func (m *Manager) install(d *domain, issued *issuedCert, log *slog.Logger) {
 	d.installMu.Lock()
 	defer d.installMu.Unlock()
-	if err := m.store.saveCertificate(d.name, issued.chainPEM, issued.keyPEM, issued.meta); err != nil {
+	if err := m.store.saveCertificate(d.key, issued.chainPEM, issued.keyPEM, issued.meta); err != nil {
 		// The certificate is good; serving it beats throwing it away.
 		log.Error("Caching certificate failed", "error", err)
 	}
@@ -226,7 +241,7 @@ func (m *Manager) install(d *domain, issued *issuedCert, log *slog.Logger) {
 	}
 	d.cert.Store(issued.certificate)
 	m.inst.Put(d.name, issued.tls)
-	m.inst.SetStatus(d.name, StatusValid, nil)
+	m.inst.SetStatus(d.name, d.keyType, StatusValid, nil)
 	log.Info("Certificate reloaded", "expires_at", issued.leaf.NotAfter, "serial", issued.serial())
 }
 
@@ -235,7 +250,7 @@ func (m *Manager) setStatus(d *domain, status string, err error) {
 	d.installMu.Lock()
 	defer d.installMu.Unlock()
 	if !d.removed.Load() {
-		m.inst.SetStatus(d.name, status, err)
+		m.inst.SetStatus(d.name, d.keyType, status, err)
 	}
 }
 
@@ -254,7 +269,7 @@ func (m *Manager) refreshARI(ctx context.Context, d *domain, cur *certificate, f
 		return cur
 	}
 	if err != nil {
-		m.log.Warn("Fetching ACME renewal information failed", "domain", d.name, "error", err)
+		m.log.Warn("Fetching ACME renewal information failed", "domain", d.name, "key_type", d.keyType, "error", err)
 		return cur
 	}
 	updated := cur.withRenewalInfo(fresh)
@@ -263,8 +278,8 @@ func (m *Manager) refreshARI(ctx context.Context, d *domain, cur *certificate, f
 	if !d.cert.CompareAndSwap(cur, updated) {
 		return d.cert.Load() // Reload installed another certificate meanwhile
 	}
-	if err := m.store.saveMeta(d.name, updated.meta); err != nil {
-		m.log.Warn("Caching ACME renewal information failed", "domain", d.name, "error", err)
+	if err := m.store.saveMeta(d.key, updated.meta); err != nil {
+		m.log.Warn("Caching ACME renewal information failed", "domain", d.name, "key_type", d.keyType, "error", err)
 	}
 	return updated
 }

@@ -256,7 +256,7 @@ func (s *etcdStore) importCertificate(ctx context.Context, domain string) (*cert
 		return nil, fmt.Errorf("load certificate for %s: %w", domain, err)
 	}
 	c.meta = checkedMeta(domain, c, meta)
-	if c.usableFor(domain, time.Now()) != nil {
+	if c.usableFor(unitDomain(domain), time.Now()) != nil {
 		return c, nil // the caller says why it is not used
 	}
 	data, err := json.Marshal(certRecord{Chain: string(chainPEM), Key: string(keyPEM), Meta: c.meta})

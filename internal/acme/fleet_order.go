@@ -19,6 +19,8 @@ import (
 // due (unless forced or Renew asked for a new certificate). An error
 // means no lock could be had (etcd cannot be reached): no order then.
 func (m *Manager) claimOrder(ctx context.Context, d *domain, cur *certificate, forced bool, log *slog.Logger) (unlock func(), fresh *certificate, next time.Time, err error) {
+	// The lock is the name's, whatever the key type (see nameSlot); the
+	// caller holds d.slot, so this node never takes it twice.
 	unlock, err = m.fleet.tryLock(ctx, d.name)
 	now := m.clock.Now()
 	if errors.Is(err, errOrderLocked) {
@@ -44,7 +46,7 @@ func (m *Manager) claimOrder(ctx context.Context, d *domain, cur *certificate, f
 		return nil, cur, time.Time{}, err
 	}
 	d.waits = 0
-	latest, att, err := m.fleet.store.latest(ctx, d.name)
+	latest, att, err := m.fleet.store.latest(ctx, d.key)
 	if err != nil {
 		unlock()
 		return nil, cur, time.Time{}, err
@@ -79,19 +81,19 @@ func (m *Manager) claimOrder(ctx context.Context, d *domain, cur *certificate, f
 	return unlock, cur, time.Time{}, nil
 }
 
-// managed reports whether name is a managed domain.
-func (m *Manager) managed(name string) bool {
+// managed reports whether key (see unitKey) is a managed unit.
+func (m *Manager) managed(key string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.domains[name] != nil
+	return m.domains[key] != nil
 }
 
 // adoptShared is the watch's installer: it installs c, the fleet's
-// certificate for name, when this node manages name and c is newer than
-// what it serves, and then has the domain's schedule start afresh.
-func (m *Manager) adoptShared(name string, c *certificate) {
+// certificate for the unit key, when this node manages it and c is newer
+// than what it serves, and then has the unit's schedule start afresh.
+func (m *Manager) adoptShared(key string, c *certificate) {
 	m.mu.Lock()
-	d := m.domains[name]
+	d := m.domains[key]
 	m.mu.Unlock()
 	if d != nil && m.adopt(d, c) {
 		d.adopted.Store(true)
@@ -105,7 +107,7 @@ func (m *Manager) adoptShared(name string, c *certificate) {
 // serves already only brings its metadata (renewal information another
 // node fetched). It reports whether c was installed.
 func (m *Manager) adopt(d *domain, c *certificate) bool {
-	if c.usableFor(d.name, m.clock.Now()) != nil {
+	if c.usableFor(d.name, m.clock.Now()) != nil || c.keyType() != d.keyType {
 		return false
 	}
 	d.installMu.Lock()
@@ -124,8 +126,8 @@ func (m *Manager) adopt(d *domain, c *certificate) bool {
 	d.cert.Store(c)
 	d.renew.Store(false)
 	m.inst.Put(d.name, c.tls)
-	m.inst.SetStatus(d.name, StatusValid, nil)
-	m.log.Info("Certificate reloaded", "domain", d.name, "expires_at", c.leaf.NotAfter,
+	m.inst.SetStatus(d.name, d.keyType, StatusValid, nil)
+	m.log.Info("Certificate reloaded", "domain", d.name, "key_type", d.keyType, "expires_at", c.leaf.NotAfter,
 		"serial", c.serial(), "source", "fleet")
 	return true
 }

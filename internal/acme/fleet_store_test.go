@@ -315,7 +315,7 @@ func TestFleetClaimOrder(t *testing.T) {
 	// not managed (given to Sync), so that only the claim can install.
 	claim := func(name string, cur *certificate, forced bool) (*domain, func(), time.Time) {
 		t.Helper()
-		d := newDomain(name)
+		d := newDomain(name, KeyECDSA, newNameSlot())
 		d.cert.Store(cur)
 		unlock, _, next, err := b.claimOrder(ctx, d, cur, forced, log)
 		if err != nil {

@@ -24,10 +24,11 @@ const waitTimeout = 30 * time.Second
 
 // event is one call to fakeInstaller.
 type event struct {
-	domain string
-	cert   *tls.Certificate // set for Put
-	status string           // set for SetStatus
-	err    error
+	domain  string
+	keyType string           // set for SetStatus
+	cert    *tls.Certificate // set for Put
+	status  string           // set for SetStatus
+	err     error
 }
 
 // fakeInstaller records every call; waiters are woken on each one.
@@ -55,8 +56,8 @@ func (f *fakeInstaller) Put(domain string, cert *tls.Certificate) {
 	f.record(event{domain: domain, cert: cert})
 }
 
-func (f *fakeInstaller) SetStatus(domain, status string, err error) {
-	f.record(event{domain: domain, status: status, err: err})
+func (f *fakeInstaller) SetStatus(domain, keyType, status string, err error) {
+	f.record(event{domain: domain, keyType: keyType, status: status, err: err})
 }
 
 // snapshot returns the events so far.

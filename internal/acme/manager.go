@@ -70,13 +70,16 @@ var (
 )
 
 // Installer receives certificates and status (implemented by
-// internal/certs.Manager). Calls for one domain never overlap.
+// internal/certs.Manager). Calls for one domain and key type never
+// overlap.
 type Installer interface {
-	// Put serves cert for domain, replacing the previous certificate.
+	// Put serves cert for domain, replacing the previous certificate of
+	// the same key type (that of cert's public key).
 	Put(domain string, cert *tls.Certificate)
-	// SetStatus records the domain's status: "pending", "valid", "renewing"
-	// or "failed"; err is nil or the last error.
-	SetStatus(domain, status string, err error)
+	// SetStatus records the status of the keyType certificate of domain
+	// ("" means all of them): "pending", "valid", "renewing" or "failed";
+	// err is nil or the last error.
+	SetStatus(domain, keyType, status string, err error)
 }
 
 // Options configures a Manager. Zero values take the defaults documented on
@@ -108,6 +111,11 @@ type Options struct {
 	// holds a certificate of that name or ends at a root of that name is
 	// served and cached. "" or no match means the CA's default chain.
 	PreferredChain string
+	// KeyTypes are the key types of each domain's certificates, KeyECDSA
+	// (P-256) and KeyRSA (2048 bits), each at most once: each is ordered,
+	// cached and renewed on its own (see unitKey). Nil means KeyECDSA
+	// alone.
+	KeyTypes []string
 	// Profile is the certificate profile to order (draft-ietf-acme-profiles,
 	// e.g. Let's Encrypt's "tlsserver" or "shortlived") when the CA's
 	// directory offers it; otherwise, and when "", the CA's default is
@@ -130,8 +138,9 @@ type Options struct {
 type Manager struct {
 	directory    string
 	email        string
-	chainName    string // Options.PreferredChain
-	profile      string // Options.Profile
+	chainName    string   // Options.PreferredChain
+	profile      string   // Options.Profile
+	keyTypes     []string // Options.KeyTypes, never empty
 	renewalCheck time.Duration
 	renewBefore  time.Duration
 	inst         Installer
@@ -189,6 +198,10 @@ func New(o Options) (*Manager, error) {
 	}
 	if o.RenewalCheck < 0 || o.RenewBefore < 0 {
 		return nil, errors.New("acme: options: RenewalCheck and RenewBefore must not be negative")
+	}
+	keyTypes, err := checkKeyTypes(o.KeyTypes)
+	if err != nil {
+		return nil, fmt.Errorf("acme: options: KeyTypes: %w", err)
 	}
 	if o.DirectoryURL == "" {
 		o.DirectoryURL = LetsEncryptProduction
@@ -257,6 +270,7 @@ func New(o Options) (*Manager, error) {
 		email:        o.Email,
 		chainName:    o.PreferredChain,
 		profile:      o.Profile,
+		keyTypes:     keyTypes,
 		renewalCheck: o.RenewalCheck,
 		renewBefore:  o.RenewBefore,
 		inst:         o.Installer,
@@ -304,6 +318,10 @@ func loadRoots(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// KeyTypes returns the key types of every domain's certificates, in
+// order (Options.KeyTypes, with its default).
+func (m *Manager) KeyTypes() []string { return slices.Clone(m.keyTypes) }
+
 // Sync makes domains the complete set of managed domains. Calls must be
 // serialised by the caller. A new domain whose valid certificate is in the
 // cache is installed before Sync returns (status "valid", no ACME round trip);
@@ -318,7 +336,7 @@ func (m *Manager) Sync(domains []string) {
 		name, err := normaliseDomain(raw)
 		if err != nil {
 			m.log.Warn("Not managing domain", "domain", raw, "error", err)
-			m.inst.SetStatus(raw, StatusFailed, err)
+			m.inst.SetStatus(raw, "", StatusFailed, err)
 			continue
 		}
 		want[name] = true
@@ -326,48 +344,79 @@ func (m *Manager) Sync(domains []string) {
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for name, d := range m.domains {
-		if !want[name] {
+	for _, d := range m.domains {
+		if !want[d.name] {
 			m.removeLocked(d)
 		}
 	}
 	names := make([]string, 0, len(want))
 	for name := range want {
-		if _, ok := m.domains[name]; !ok {
+		if _, ok := m.domains[unitKey(name, m.keyTypes[0])]; !ok {
 			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		d := newDomain(name)
-		m.loadCached(d)
-		m.domains[name] = d
-		if m.runCtx != nil {
-			m.startLocked(d)
+		// The units of a name come and go together.
+		slot := newNameSlot()
+		for _, kt := range m.keyTypes {
+			d := newDomain(name, kt, slot)
+			m.loadCached(d)
+			m.domains[d.key] = d
+			if m.runCtx != nil {
+				m.startLocked(d)
+			}
 		}
 	}
+}
+
+// units returns the units of a managed domain name, in key type order;
+// none when it is not managed.
+func (m *Manager) units(name string) []*domain {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ds []*domain
+	for _, kt := range m.keyTypes {
+		if d := m.domains[unitKey(name, kt)]; d != nil {
+			ds = append(ds, d)
+		}
+	}
+	return ds
 }
 
 // loadCached installs d's cached certificate when it is usable, else sets the
 // status "pending". d is not yet visible to any other goroutine.
 func (m *Manager) loadCached(d *domain) {
-	c, err := m.store.loadCertificate(d.name)
-	if err == nil {
-		err = c.usableFor(d.name, m.clock.Now())
-	}
+	c, err := m.loadUsable(d)
 	if err != nil {
 		if !errors.Is(err, ErrNoCertificate) {
-			m.log.Warn("Ignoring cached certificate", "domain", d.name, "error", err)
+			m.log.Warn("Ignoring cached certificate", "domain", d.name, "key_type", d.keyType, "error", err)
 		}
-		m.inst.SetStatus(d.name, StatusPending, nil)
-		m.log.Info("Certificate pending", "domain", d.name)
+		m.inst.SetStatus(d.name, d.keyType, StatusPending, nil)
+		m.log.Info("Certificate pending", "domain", d.name, "key_type", d.keyType)
 		return
 	}
 	d.cert.Store(c)
 	m.inst.Put(d.name, c.tls)
-	m.inst.SetStatus(d.name, StatusValid, nil)
-	m.log.Info("Certificate loaded from cache", "domain", d.name,
+	m.inst.SetStatus(d.name, d.keyType, StatusValid, nil)
+	m.log.Info("Certificate loaded from cache", "domain", d.name, "key_type", d.keyType,
 		"expires_at", c.leaf.NotAfter, "serial", c.serial())
+}
+
+// loadUsable reads d's cached certificate and says why it cannot be
+// served (expired, for another name, of another key type), if so.
+func (m *Manager) loadUsable(d *domain) (*certificate, error) {
+	c, err := m.store.loadCertificate(d.key)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.usableFor(d.name, m.clock.Now()); err != nil {
+		return nil, err
+	}
+	if kt := c.keyType(); kt != d.keyType {
+		return nil, fmt.Errorf("cached certificate for %s has a %s key, not %s", d.name, kt, d.keyType)
+	}
+	return c, nil
 }
 
 // removeLocked stops managing d. m.mu is held.
@@ -379,8 +428,8 @@ func (m *Manager) removeLocked(d *domain) {
 		d.cancel()
 		d.cancel = nil
 	}
-	delete(m.domains, d.name)
-	m.log.Info("Domain no longer managed", "domain", d.name)
+	delete(m.domains, d.key)
+	m.log.Info("Domain no longer managed", "domain", d.name, "key_type", d.keyType)
 }
 
 // startLocked starts d's goroutine under the current Run. m.mu is held and
@@ -453,65 +502,73 @@ func (m *Manager) Reload(domain string) error {
 	if err != nil {
 		return fmt.Errorf("reload certificate for %s: %w", domain, errors.Join(ErrNotManaged, err))
 	}
-	m.mu.Lock()
-	d := m.domains[name]
-	m.mu.Unlock()
-	if d == nil {
+	units := m.units(name)
+	if len(units) == 0 {
 		return fmt.Errorf("reload certificate for %s: %w", name, ErrNotManaged)
 	}
-	defer d.poke()
-
-	c, err := m.store.loadCertificate(name)
-	if err == nil {
-		err = c.usableFor(name, m.clock.Now())
+	var errs []error
+	for _, d := range units {
+		errs = append(errs, m.reloadUnit(d))
 	}
+	return errors.Join(errs...)
+}
+
+// reloadUnit is Reload for one key type of a domain.
+func (m *Manager) reloadUnit(d *domain) error {
+	defer d.poke()
+	what := d.name
+	if len(m.keyTypes) > 1 {
+		what += " (" + d.keyType + ")"
+	}
+	c, err := m.loadUsable(d)
 	if err != nil {
-		return fmt.Errorf("reload certificate for %s: %w", name, err)
+		return fmt.Errorf("reload certificate for %s: %w", what, err)
 	}
 	d.installMu.Lock()
 	defer d.installMu.Unlock()
 	if d.removed.Load() {
-		return fmt.Errorf("reload certificate for %s: %w", name, ErrNotManaged)
+		return fmt.Errorf("reload certificate for %s: %w", what, ErrNotManaged)
 	}
 	d.cert.Store(c)
-	m.inst.Put(name, c.tls)
-	m.inst.SetStatus(name, StatusValid, nil)
-	m.log.Info("Certificate reloaded", "domain", name, "expires_at", c.leaf.NotAfter,
+	m.inst.Put(d.name, c.tls)
+	m.inst.SetStatus(d.name, d.keyType, StatusValid, nil)
+	m.log.Info("Certificate reloaded", "domain", d.name, "key_type", d.keyType, "expires_at", c.leaf.NotAfter,
 		"serial", c.serial(), "source", "cache")
 	return nil
 }
 
-// Renew orders a new certificate for a managed domain now, whether or not
-// its certificate is due and whatever its backoff, and returns at once.
-// The status becomes "renewing" ("pending" while no certificate is
-// served); the new certificate replaces the served one when the order
-// succeeds, and a failed order is retried with backoff like a due renewal
-// until one succeeds. An order already in flight counts as the renewal.
-// Only the order rate limit applies. It returns an error wrapping
-// ErrNotManaged for domains outside the managed set.
+// Renew orders a new certificate of every key type for a managed domain
+// now, whether or not its certificates are due and whatever their
+// backoff, and returns at once. The status of each becomes "renewing"
+// ("pending" while none is served); a new certificate replaces the served
+// one of its key type when the order succeeds, and a failed order is
+// retried with backoff like a due renewal until one succeeds. An order
+// already in flight counts as the renewal. Only the order rate limit
+// applies. It returns an error wrapping ErrNotManaged for domains outside
+// the managed set.
 func (m *Manager) Renew(domain string) error {
 	name, err := normaliseDomain(domain)
 	if err != nil {
 		return fmt.Errorf("renew certificate for %s: %w", domain, errors.Join(ErrNotManaged, err))
 	}
-	m.mu.Lock()
-	d := m.domains[name]
-	m.mu.Unlock()
-	if d == nil {
+	units := m.units(name)
+	if len(units) == 0 {
 		return fmt.Errorf("renew certificate for %s: %w", name, ErrNotManaged)
 	}
-	if d.ordering.Load() {
-		m.log.Info("Certificate renewal requested; an order is already in flight", "domain", name)
-		return nil
+	for _, d := range units {
+		if d.ordering.Load() {
+			m.log.Info("Certificate renewal requested; an order is already in flight", "domain", name, "key_type", d.keyType)
+			continue
+		}
+		status := StatusPending
+		if d.cert.Load().validAt(m.clock.Now()) {
+			status = StatusRenewing
+		}
+		m.setStatus(d, status, nil)
+		m.log.Info("Certificate renewal requested", "domain", name, "key_type", d.keyType, "status", status)
+		d.renew.Store(true)
+		d.poke()
 	}
-	status := StatusPending
-	if d.cert.Load().validAt(m.clock.Now()) {
-		status = StatusRenewing
-	}
-	m.setStatus(d, status, nil)
-	m.log.Info("Certificate renewal requested", "domain", name, "status", status)
-	d.renew.Store(true)
-	d.poke()
 	return nil
 }
 

@@ -100,7 +100,8 @@ type issuedCert struct {
 	chainPEM, keyPEM []byte
 }
 
-// obtain orders a certificate for d with a new key. cur, when not nil, is
+// obtain orders a certificate for d with a new key of d's type (P-256
+// ECDSA unless RSA was asked for). cur, when not nil, is
 // the certificate being replaced; it is named in the order (ARI "replaces")
 // except on every other retry, in case the CA rejects the reference.
 func (m *Manager) obtain(ctx context.Context, d *domain, cur *certificate) (*issuedCert, error) {
@@ -113,9 +114,9 @@ func (m *Manager) obtain(ctx context.Context, d *domain, cur *certificate) (*iss
 	if err != nil {
 		return nil, fmt.Errorf("obtain certificate for %s: %w", d.name, err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := generateKey(d.keyType)
 	if err != nil {
-		return nil, fmt.Errorf("obtain certificate for %s: generate key: %w", d.name, err)
+		return nil, fmt.Errorf("obtain certificate for %s: generate %s key: %w", d.name, d.keyType, err)
 	}
 	csr, err := acmez.NewCSR(key, []string{d.name})
 	if err != nil {
@@ -150,7 +151,7 @@ func (m *Manager) obtain(ctx context.Context, d *domain, cur *certificate) (*iss
 	chain, matched := preferredChain(chains, m.chainName)
 	if m.chainName != "" && !matched {
 		m.log.Warn("The CA offered no chain with the preferred name; serving its default chain",
-			"domain", d.name, "preferred_chain", m.chainName, "chains", len(chains))
+			"domain", d.name, "key_type", d.keyType, "preferred_chain", m.chainName, "chains", len(chains))
 	}
 
 	keyPEM, err := marshalPrivateKey(key)

@@ -143,9 +143,9 @@ func (ti teeInstaller) Put(domain string, cert *tls.Certificate) {
 	}
 }
 
-func (ti teeInstaller) SetStatus(domain, status string, err error) {
+func (ti teeInstaller) SetStatus(domain, keyType, status string, err error) {
 	for _, i := range ti {
-		i.SetStatus(domain, status, err)
+		i.SetStatus(domain, keyType, status, err)
 	}
 }
 

@@ -80,8 +80,10 @@ func (s *fileStore) accountDir(email string) string {
 	return filepath.Join(s.root, "accounts", s.ca, safeName(strings.ToLower(email)))
 }
 
-func (s *fileStore) certDir(domain string) string {
-	return filepath.Join(s.root, "certificates", s.ca, domain)
+// certDir is the directory of a unit's files (see unitKey): the
+// domain's, for every key type.
+func (s *fileStore) certDir(key string) string {
+	return filepath.Join(s.root, "certificates", s.ca, unitDomain(key))
 }
 
 func (s *fileStore) loadAccount(email string) (acmeproto.Account, error) {

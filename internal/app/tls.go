@@ -41,6 +41,7 @@ func (a *App) buildTLS(cfg *config.Config) error {
 		RenewBefore:    time.Duration(le.RenewalDaysBeforeExpiry) * 24 * time.Hour,
 		PreferredChain: le.PreferredChain,
 		Profile:        le.Profile,
+		KeyTypes:       le.KeyTypes,
 		Installer:      a.certs,
 		Log:            log,
 		Registerer:     a.metrics.Registry(),
@@ -82,7 +83,7 @@ func (a *App) published(old, next *config.Config, domain string) {
 			}
 		}
 	}
-	a.certs.Sync(certHosts(next))
+	a.certs.Sync(certHosts(next, a.acme.KeyTypes()))
 	a.certs.SetDefault(next.Proxy.DefaultCertificate)
 	a.acme.Sync(acmeDomains(next))
 }
@@ -93,20 +94,33 @@ func sameTLS(a, b *config.VirtualHost) bool {
 	if a.TLS() != b.TLS() || (a.CertificateSource == nil) != (b.CertificateSource == nil) {
 		return false
 	}
-	return a.CertificateSource == nil || *a.CertificateSource == *b.CertificateSource
+	return a.CertificateSource.Equal(b.CertificateSource)
 }
 
-// certHosts lists the hosts served on HTTPS with their certificate sources.
-func certHosts(c *config.Config) []certs.Host {
+// certHosts lists the hosts served on HTTPS with their certificate
+// sources; lets_encrypt hosts get the ACME side's key types.
+func certHosts(c *config.Config, keyTypes []string) []certs.Host {
 	hosts := make([]certs.Host, 0, len(c.VirtualHosts))
 	for _, v := range c.VirtualHosts {
 		h := certs.Host{Domain: v.Domain}
 		if s := v.CertificateSource; s != nil && v.TLS() {
-			h.Source, h.CertPath, h.KeyPath = s.Type, s.CertPath, s.KeyPath
+			h = certHost(v.Domain, s)
+			if s.Type == config.SourceLetsEncrypt {
+				h.KeyTypes = keyTypes
+			}
 		}
 		hosts = append(hosts, h)
 	}
 	return hosts
+}
+
+// certHost is the certificate manager's view of a host's source.
+func certHost(domain string, s *config.CertificateSource) certs.Host {
+	h := certs.Host{Domain: domain, Source: s.Type, CertPath: s.CertPath, KeyPath: s.KeyPath}
+	for _, f := range s.Additional {
+		h.Additional = append(h.Additional, certs.Pair{CertPath: f.CertPath, KeyPath: f.KeyPath})
+	}
+	return h
 }
 
 // acmeDomains lists the hosts whose certificates come from ACME.
@@ -135,11 +149,11 @@ func checkCertFiles(old, next *config.Config, now time.Time) error {
 			continue
 		}
 		if old != nil {
-			if o := old.Host(v.Domain); o != nil && o.CertificateSource != nil && *o.CertificateSource == *s && o.TLS() {
+			if o := old.Host(v.Domain); o != nil && o.CertificateSource.Equal(s) && o.TLS() {
 				continue
 			}
 		}
-		if _, err := certs.LoadPair(s.CertPath, s.KeyPath, now); err != nil {
+		if err := certs.CheckFiles(certHost(v.Domain, s), now); err != nil {
 			errs = append(errs, &config.FieldError{
 				Key: fmt.Sprintf("virtual_hosts[%d].certificate_source", i),
 				Err: fmt.Errorf("%s: %w", v.Domain, err),

@@ -11,7 +11,6 @@ package certs
 
 import (
 	"crypto/sha256"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"strings"
@@ -60,8 +59,17 @@ type Host struct {
 	// Source is "", SourceFile or SourceLetsEncrypt; "" means the host has
 	// no certificate and is ignored.
 	Source string
-	// CertPath and KeyPath are the PEM files of a SourceFile host.
+	// CertPath and KeyPath are the PEM files of a SourceFile host: its
+	// primary chain, served to clients that support none of its chains.
 	CertPath, KeyPath string
+	// Additional are further chains of a SourceFile host, each with
+	// another key type than the primary and the others (an RSA chain
+	// beside an ECDSA one), each covering Domain.
+	Additional []Pair
+	// KeyTypes are the key types (KeyECDSA, KeyRSA) whose chains the ACME
+	// side provides for a SourceLetsEncrypt host; nil means KeyECDSA
+	// alone.
+	KeyTypes []string
 }
 
 // Info is one certificate as the management API shows it. The JSON field
@@ -91,6 +99,27 @@ type Info struct {
 	// LastError is the error of the last failed load, reload or issuance;
 	// "" if the last attempt succeeded.
 	LastError string `json:"last_error"`
+	// Chains are the served chains, in the order they are offered to a
+	// client (ECDSA, RSA, others); the fields above describe the one that
+	// expires first. Empty when nothing is loaded.
+	Chains []ChainInfo `json:"chains"`
+}
+
+// ChainInfo is one served chain of a domain as the management API shows
+// it. The JSON field names are part of the API.
+type ChainInfo struct {
+	// KeyType is KeyECDSA, KeyRSA or KeyEd25519.
+	KeyType string `json:"key_type"`
+	// Source is the chain's certificate file, or SourceACME.
+	Source   string    `json:"source"`
+	NotAfter time.Time `json:"not_after"`
+	// DaysLeft is floor((NotAfter-now)/24h), negative once expired.
+	DaysLeft int    `json:"days_left"`
+	Issuer   string `json:"issuer"`
+	// Status and LastError are those of the ACME side for this key type;
+	// empty for file chains.
+	Status    string `json:"status,omitempty"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // Options configures a Manager. The zero value is usable.
@@ -151,19 +180,37 @@ type Manager struct {
 // entry is one host's state. Fields are protected by Manager.mu.
 type entry struct {
 	host Host
-	// cert is the served certificate (Leaf set); nil if none.
-	cert *tls.Certificate
-	// hash is the hash of the files cert was loaded from (file sources).
+	// chains are the loaded chains: for a file host the primary first,
+	// then the additional ones in configuration order; for a lets_encrypt
+	// host one per key type put, in preference order. Empty if none.
+	chains []chain
+	// set is what the handshake path serves, built from chains; nil if
+	// chains is empty.
+	set *chainSet
+	// hash is the hash of the files chains were loaded from (file
+	// sources).
 	hash [sha256.Size]byte
 	// failKey identifies the last failure (content hash and message) so
 	// that a re-check of the same broken files neither logs nor counts it
 	// again.
-	failKey  string
-	loadedAt time.Time
-	status   string // lets_encrypt only
-	lastErr  string
-	warned   bool     // RenewalWarning logged for the current cert
-	dirs     []string // directories whose events concern this host (file sources)
+	failKey string
+	// units are the ACME side's status and last error of each key type
+	// of a lets_encrypt host; nil for file hosts.
+	units   map[string]*unit
+	lastErr string   // file hosts
+	warned  bool     // RenewalWarning logged for the current cert
+	dirs    []string // directories whose events concern this host (file sources)
+}
+
+// unit is the ACME side's report on one key type of a lets_encrypt host.
+type unit struct {
+	status, lastErr string
+}
+
+// setChains replaces e's chains and rebuilds what is served.
+func (e *entry) setChains(chains []chain) {
+	e.chains = chains
+	e.set = newChainSet(chains)
 }
 
 // New returns a Manager with no hosts. Register its metrics on

@@ -213,6 +213,10 @@ func writePair(t testing.TB, dir, name, domain string, p pair) Host {
 	return h
 }
 
+// pairOf returns the files of a file Host, to list it among another
+// host's Additional chains.
+func pairOf(h Host) Pair { return Pair{CertPath: h.CertPath, KeyPath: h.KeyPath} }
+
 // newTestManager returns a Manager logging to the returned buffer (and to
 // the test log on failure) with a fresh pedantic registry.
 func newTestManager(t testing.TB, o Options) (*Manager, *testutil.SyncBuffer, *prometheus.Registry) {

@@ -24,26 +24,28 @@ type ACME interface {
 // snapshot is the immutable SNI index the handshake path reads. It is built
 // whole by rebuildLocked and never modified afterwards.
 type snapshot struct {
-	exact map[string]*tls.Certificate // by name
-	wild  map[string]*tls.Certificate // by suffix after "*", e.g. ".example.com"
-	def   *tls.Certificate            // served when nothing matches; may be nil
-	acme  ACME                        // may be nil
+	exact map[string]*chainSet // by name
+	wild  map[string]*chainSet // by suffix after "*", e.g. ".example.com"
+	def   *chainSet            // served when nothing matches; may be nil
+	acme  ACME                 // may be nil
 	// served lists every served certificate by domain, sorted, for the
 	// metrics collector.
 	served []served
 }
 
-// served is one host's certificate as the metrics see it.
+// served is one host's certificates as the metrics see them.
 type served struct {
-	domain   string
+	domain string
+	// notAfter is the earliest expiry of the host's chains, so that the
+	// expiry metrics warn before any chain expires.
 	notAfter time.Time
 }
 
-// lookup returns the certificate for name (normalised): the exact name, then
+// lookup returns the chains for name (normalised): the exact name, then
 // a wildcard covering exactly one more label. It does not consider the
 // default. A wildcard name ("*.example.com") finds wildcard certificates
 // only.
-func (s *snapshot) lookup(name string) *tls.Certificate {
+func (s *snapshot) lookup(name string) *chainSet {
 	if suffix, ok := strings.CutPrefix(name, "*"); ok {
 		return s.wild[suffix]
 	}
@@ -59,25 +61,25 @@ func (s *snapshot) lookup(name string) *tls.Certificate {
 // rebuildLocked builds a new snapshot from m.hosts and publishes it. m.mu
 // must be held.
 //
-// Every served certificate is indexed under its SAN DNS names and its
-// host's domain. When two hosts claim a name, the host whose domain is the
+// Every host's chains are indexed, as one set, under the SAN DNS names of
+// each chain and the host's domain. When two hosts claim a name, the host whose domain is the
 // name wins; otherwise the lexically first domain does.
 func (m *Manager) rebuildLocked() {
 	domains := make([]string, 0, len(m.hosts))
 	for d, e := range m.hosts {
-		if e.cert != nil {
+		if e.set != nil {
 			domains = append(domains, d)
 		}
 	}
 	slices.Sort(domains)
 	s := &snapshot{
-		exact:  make(map[string]*tls.Certificate, len(domains)),
-		wild:   make(map[string]*tls.Certificate),
+		exact:  make(map[string]*chainSet, len(domains)),
+		wild:   make(map[string]*chainSet),
 		acme:   m.acme,
 		served: make([]served, 0, len(domains)),
 	}
 	owner := make(map[string]string, len(domains)) // name -> domain of the host serving it
-	claim := func(name, domain string, cert *tls.Certificate) {
+	claim := func(name, domain string, set *chainSet) {
 		name = normalise(name)
 		if name == "" {
 			return
@@ -87,21 +89,23 @@ func (m *Manager) rebuildLocked() {
 		}
 		owner[name] = domain
 		if suffix, ok := strings.CutPrefix(name, "*"); ok {
-			s.wild[suffix] = cert
+			s.wild[suffix] = set
 		} else {
-			s.exact[name] = cert
+			s.exact[name] = set
 		}
 	}
 	for _, d := range domains {
 		e := m.hosts[d]
-		for _, n := range e.cert.Leaf.DNSNames {
-			claim(n, d, e.cert)
+		for _, c := range e.chains {
+			for _, n := range c.cert.Leaf.DNSNames {
+				claim(n, d, e.set)
+			}
 		}
-		claim(d, d, e.cert)
-		s.served = append(s.served, served{domain: d, notAfter: e.cert.Leaf.NotAfter})
+		claim(d, d, e.set)
+		s.served = append(s.served, served{domain: d, notAfter: e.set.notAfter})
 	}
 	if e := m.hosts[m.def]; e != nil {
-		s.def = e.cert
+		s.def = e.set
 	}
 	m.snap.Store(s)
 }
@@ -112,6 +116,13 @@ func (m *Manager) rebuildLocked() {
 // miss returns an error wrapping ErrNoCertificate, which fails the
 // handshake. An exact or wildcard hit takes one atomic load and does not
 // allocate.
+//
+// A host with several chains (an ECDSA and an RSA one) serves the first,
+// in the order ECDSA, RSA, others, that the client supports
+// (tls.ClientHelloInfo.SupportsCertificate: its signature algorithms, and
+// in TLS 1.2 its cipher suites), else its primary chain. So every client
+// able to verify ECDSA gets it, and RSA's much slower signing is spent on
+// old clients only.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	s := m.snap.Load()
 	if s.acme != nil && offersACME(hello) {
@@ -122,11 +133,11 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 	name := normalise(hello.ServerName)
 	if name != "" {
 		if c := s.lookup(name); c != nil {
-			return c, nil
+			return c.pick(hello), nil
 		}
 	}
 	if s.def != nil {
-		return s.def, nil
+		return s.def.pick(hello), nil
 	}
 	if name == "" {
 		return nil, fmt.Errorf("%w: client sent no SNI and there is no default certificate", ErrNoCertificate)

@@ -364,7 +364,9 @@ func BenchmarkGetCertificate(b *testing.B) {
 			d = "*." + d
 			sni = "www." + sni
 		}
-		m.hosts[d] = &entry{host: Host{Domain: d, Source: SourceLetsEncrypt}, cert: &cert}
+		e := &entry{host: Host{Domain: d, Source: SourceLetsEncrypt}}
+		e.setChains([]chain{{cert: &cert, keyType: KeyECDSA, source: SourceACME}})
+		m.hosts[d] = e
 		hellos = append(hellos, &tls.ClientHelloInfo{ServerName: sni})
 	}
 	m.rebuildLocked()

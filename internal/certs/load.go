@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -51,17 +50,6 @@ func readFile(what, path string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s %s: %w", what, path, err)
 	}
 	return b, nil
-}
-
-// hashPair identifies the content of a certificate and key file pair.
-func hashPair(certPEM, keyPEM []byte) [sha256.Size]byte {
-	h := sha256.New()
-	fmt.Fprintf(h, "%d\n", len(certPEM))
-	h.Write(certPEM)
-	h.Write(keyPEM)
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	return sum
 }
 
 // parsePair is LoadPair after reading the files.

@@ -30,9 +30,11 @@ func (m *Manager) SetACME(a ACME) {
 	m.rebuildLocked()
 }
 
-// Put installs or replaces the certificate of a lets_encrypt host and sets
-// its status to "valid" with no error. It is ignored (and logged) for
-// domains not Synced as lets_encrypt and for certificates without a
+// Put installs or replaces the chain of a lets_encrypt host that has the
+// key type of cert (see KeyType), the host's other chains staying as they
+// are, and sets that key type's status to "valid" with no error. It is
+// ignored (and logged) for domains not Synced as lets_encrypt, for key
+// types the host was not Synced with and for certificates without a
 // parsable leaf. cert must not be modified afterwards.
 func (m *Manager) Put(domain string, cert *tls.Certificate) {
 	d := normalise(domain)
@@ -49,6 +51,7 @@ func (m *Manager) Put(domain string, cert *tls.Certificate) {
 		}
 		c.Leaf = leaf
 	}
+	kt := KeyType(c.Leaf.PublicKey)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.hosts[d]
@@ -56,19 +59,30 @@ func (m *Manager) Put(domain string, cert *tls.Certificate) {
 		m.log.Warn("Ignoring a certificate put for a domain that is not a lets_encrypt host", "domain", d)
 		return
 	}
-	e.cert, e.loadedAt = &c, m.o.Now()
-	e.status, e.lastErr = StatusValid, ""
+	u := e.units[kt]
+	if u == nil {
+		m.log.Warn("Ignoring a certificate put with a key type the domain does not use", "domain", d, "key_type", kt)
+		return
+	}
+	// The chain of this key type is replaced, and so are the file
+	// chains of a host that was a file host until now.
+	chains := slices.DeleteFunc(slices.Clone(e.chains), func(c chain) bool { return c.keyType == kt || c.source != SourceACME })
+	chains = append(chains, chain{cert: &c, keyType: kt, source: SourceACME, loadedAt: m.o.Now()})
+	slices.SortStableFunc(chains, func(a, b chain) int { return cmp.Compare(keyRank(a.keyType), keyRank(b.keyType)) })
+	e.setChains(chains)
+	u.status, u.lastErr = StatusValid, ""
 	m.rebuildLocked()
 	m.met.reload(d, true)
-	m.log.Info("Certificate reloaded", "domain", d, "source", SourceLetsEncrypt,
+	m.log.Info("Certificate reloaded", "domain", d, "source", SourceLetsEncrypt, "key_type", kt,
 		"expires_at", c.Leaf.NotAfter.UTC(), "names", c.Leaf.DNSNames)
 }
 
-// SetStatus records the ACME side's status of a lets_encrypt host
-// ("pending", "valid", "renewing", "failed", ...) and the error of its last
-// attempt: nil clears LastError, a non-nil error sets it and counts a
-// failed reload. It is ignored for other domains.
-func (m *Manager) SetStatus(domain, status string, err error) {
+// SetStatus records the ACME side's status of the keyType chain of a
+// lets_encrypt host ("pending", "valid", "renewing", "failed", ...; ""
+// keyType means every chain of the host) and the error of its last
+// attempt: nil clears it, a non-nil error sets it and counts a failed
+// reload. It is ignored for other domains and key types.
+func (m *Manager) SetStatus(domain, keyType, status string, err error) {
 	d := normalise(domain)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -76,10 +90,16 @@ func (m *Manager) SetStatus(domain, status string, err error) {
 	if e == nil || e.host.Source != SourceLetsEncrypt {
 		return
 	}
-	e.status = status
-	e.lastErr = ""
+	for kt, u := range e.units {
+		if keyType != "" && kt != keyType {
+			continue
+		}
+		u.status, u.lastErr = status, ""
+		if err != nil {
+			u.lastErr = err.Error()
+		}
+	}
 	if err != nil {
-		e.lastErr = err.Error()
 		m.met.reload(d, false)
 	}
 }
@@ -113,38 +133,96 @@ func (m *Manager) Info(domain string) (Info, error) {
 	return e.info(d, now), nil
 }
 
-// info describes e. Manager.mu must be held.
+// info describes e: the top-level fields describe the chain that expires
+// first. Manager.mu must be held.
 func (e *entry) info(d string, now time.Time) Info {
-	in := Info{Domain: d, Source: e.host.Source, Status: e.status, Names: []string{}, LastError: e.lastErr}
-	if e.cert != nil {
-		leaf := e.cert.Leaf
+	in := Info{Domain: d, Source: e.host.Source, Names: []string{}, LastError: e.lastErr,
+		Chains: make([]ChainInfo, 0, len(e.chains))}
+	first := earliest(e.chains)
+	if first != nil {
+		leaf := first.cert.Leaf
 		in.ExpiresAt = timePtr(leaf.NotAfter)
 		in.NotBefore = timePtr(leaf.NotBefore)
-		in.LastLoadedAt = timePtr(e.loadedAt)
+		in.LastLoadedAt = timePtr(first.loadedAt)
 		days := daysUntil(leaf.NotAfter, now)
 		in.DaysUntilExpiration = &days
 		in.Names = slices.Clone(leaf.DNSNames)
 		if in.Names == nil {
 			in.Names = []string{}
 		}
-		in.Issuer = leaf.Issuer.CommonName
-		if in.Issuer == "" {
-			in.Issuer = leaf.Issuer.String()
+		in.Issuer = issuer(leaf)
+	}
+	if e.set != nil {
+		for _, c := range e.set.certs {
+			i := slices.IndexFunc(e.chains, func(ch chain) bool { return ch.cert == c })
+			ch := e.chains[i]
+			ci := ChainInfo{KeyType: ch.keyType, Source: ch.source, NotAfter: *timePtr(c.Leaf.NotAfter),
+				DaysLeft: daysUntil(c.Leaf.NotAfter, now), Issuer: issuer(c.Leaf)}
+			if u := e.units[ch.keyType]; u != nil {
+				ci.Status, ci.LastError = u.status, u.lastErr
+			}
+			in.Chains = append(in.Chains, ci)
 		}
 	}
+	if e.host.Source == SourceLetsEncrypt {
+		in.Status, in.LastError = e.acmeStatus()
+	}
 	switch {
-	case e.cert != nil && now.After(e.cert.Leaf.NotAfter):
+	case first != nil && now.After(first.cert.Leaf.NotAfter):
 		// Whatever the source last said: an expired certificate is being
 		// served (the ACME side says "valid" or "renewing" until its next
 		// attempt).
 		in.Status = StatusExpired
 	case e.host.Source != SourceFile:
-	case e.cert == nil:
+	case first == nil:
 		in.Status = StatusError
 	default:
 		in.Status = StatusValid
 	}
 	return in
+}
+
+// acmeStatus sums up the units of a lets_encrypt host: the least settled
+// status (failed, then pending, then renewing, then valid, then any
+// other) and the first error, in key type order. So "valid" means that
+// every key type's chain is served and none is being worked on.
+func (e *entry) acmeStatus() (status, lastErr string) {
+	rank := func(s string) int {
+		switch s {
+		case "failed":
+			return 0
+		case StatusPending:
+			return 1
+		case "renewing":
+			return 2
+		case StatusValid:
+			return 4
+		default:
+			return 3
+		}
+	}
+	best := 5
+	for _, kt := range e.host.KeyTypes {
+		u := e.units[kt]
+		if u == nil {
+			continue
+		}
+		if r := rank(u.status); r < best {
+			best, status = r, u.status
+		}
+		if lastErr == "" {
+			lastErr = u.lastErr
+		}
+	}
+	return status, lastErr
+}
+
+// issuer is the issuer's common name, or its whole DN if it has none.
+func issuer(leaf *x509.Certificate) string {
+	if leaf.Issuer.CommonName != "" {
+		return leaf.Issuer.CommonName
+	}
+	return leaf.Issuer.String()
 }
 
 // daysUntil is floor((t-now)/24h), negative once t has passed.

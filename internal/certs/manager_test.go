@@ -184,7 +184,7 @@ func TestPutAndSetStatus(t *testing.T) {
 		t.Errorf("fresh lets_encrypt host: %+v, ready %v", in, m.Ready("le.test"))
 	}
 
-	m.SetStatus("le.test", "failed", errors.New("acme: order failed"))
+	m.SetStatus("le.test", "", "failed", errors.New("acme: order failed"))
 	if in := mustInfo(t, m, "le.test"); in.Status != "failed" || in.LastError != "acme: order failed" {
 		t.Errorf("after SetStatus: %+v", in)
 	}
@@ -206,7 +206,7 @@ func TestPutAndSetStatus(t *testing.T) {
 	if !containsAll(logs.String(), "Certificate reloaded", "domain=le.test", "source=lets_encrypt") {
 		t.Errorf("Put not logged as a reload:\n%s", logs.String())
 	}
-	m.SetStatus("le.test", "renewing", nil)
+	m.SetStatus("le.test", "", "renewing", nil)
 	if in := mustInfo(t, m, "le.test"); in.Status != "renewing" || in.ExpiresAt == nil {
 		t.Errorf("after SetStatus renewing: %+v", in)
 	}
@@ -214,7 +214,7 @@ func TestPutAndSetStatus(t *testing.T) {
 	// Ignored for file hosts and unknown domains.
 	m.Put("f.test", &c)
 	m.Put("unknown.test", &c)
-	m.SetStatus("f.test", "failed", errors.New("x"))
+	m.SetStatus("f.test", "", "failed", errors.New("x"))
 	if err := wantSerial(t, addr, "f.test", file)(); err != nil {
 		t.Errorf("Put replaced a file certificate: %v", err)
 	}
@@ -236,8 +236,17 @@ func TestListJSON(t *testing.T) {
 		notBefore: now.Add(-24 * time.Hour), notAfter: now.Add(45*24*time.Hour + time.Hour)})
 	m, _, _ := newTestManager(t, Options{Now: func() time.Time { return now }})
 	hb := writePair(t, dir, "b", "b.test", p)
+	// e.test serves an ECDSA and an RSA chain; the RSA one expires first,
+	// so the top-level fields describe it.
+	pe := root.leaf(t, leafOpts{names: []string{"e.test"},
+		notBefore: now.Add(-24 * time.Hour), notAfter: now.Add(60 * 24 * time.Hour)})
+	pr := root.leaf(t, leafOpts{names: []string{"e.test"}, rsa: true,
+		notBefore: now.Add(-48 * time.Hour), notAfter: now.Add(20*24*time.Hour + time.Hour)})
+	he := writePair(t, dir, "e", "e.test", pe)
+	he.Additional = []Pair{pairOf(writePair(t, dir, "e-rsa", "e.test", pr))}
 	m.Sync([]Host{
 		hb,
+		he,
 		{Domain: "a.test", Source: SourceFile, CertPath: filepath.Join(dir, "nope.crt"), KeyPath: filepath.Join(dir, "nope.key")},
 		{Domain: "c.test", Source: SourceLetsEncrypt},
 		{Domain: "d.test"},
@@ -257,7 +266,8 @@ func TestListJSON(t *testing.T) {
     "issuer": "",
     "not_before": null,
     "last_loaded_at": null,
-    "last_error": "read certificate ` + filepath.Join(dir, "nope.crt") + `: no such file or directory"
+    "last_error": "read certificate ` + filepath.Join(dir, "nope.crt") + `: no such file or directory",
+    "chains": []
   },
   {
     "domain": "b.test",
@@ -272,7 +282,16 @@ func TestListJSON(t *testing.T) {
     "issuer": "fronttier test root",
     "not_before": "2030-01-01T03:04:05Z",
     "last_loaded_at": "2030-01-02T03:04:05Z",
-    "last_error": ""
+    "last_error": "",
+    "chains": [
+      {
+        "key_type": "ecdsa",
+        "source": "` + filepath.Join(dir, "b.crt") + `",
+        "not_after": "2030-02-16T04:04:05Z",
+        "days_left": 45,
+        "issuer": "fronttier test root"
+      }
+    ]
   },
   {
     "domain": "c.test",
@@ -284,7 +303,38 @@ func TestListJSON(t *testing.T) {
     "issuer": "",
     "not_before": null,
     "last_loaded_at": null,
-    "last_error": ""
+    "last_error": "",
+    "chains": []
+  },
+  {
+    "domain": "e.test",
+    "expires_at": "2030-01-22T04:04:05Z",
+    "days_until_expiration": 20,
+    "source": "file",
+    "status": "valid",
+    "names": [
+      "e.test"
+    ],
+    "issuer": "fronttier test root",
+    "not_before": "2029-12-31T03:04:05Z",
+    "last_loaded_at": "2030-01-02T03:04:05Z",
+    "last_error": "",
+    "chains": [
+      {
+        "key_type": "ecdsa",
+        "source": "` + filepath.Join(dir, "e.crt") + `",
+        "not_after": "2030-03-03T03:04:05Z",
+        "days_left": 60,
+        "issuer": "fronttier test root"
+      },
+      {
+        "key_type": "rsa",
+        "source": "` + filepath.Join(dir, "e-rsa.crt") + `",
+        "not_after": "2030-01-22T04:04:05Z",
+        "days_left": 20,
+        "issuer": "fronttier test root"
+      }
+    ]
   }
 ]`
 	if string(got) != want {

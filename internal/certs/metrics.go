@@ -36,10 +36,10 @@ func newMetricSet(m *Manager) *metricSet {
 		expiry: &expiryCollector{
 			m: m,
 			days: prometheus.NewDesc("certificate_days_until_expiration",
-				"Days until the served certificate of the virtual host expires (fractional, negative once expired).",
+				"Days until the served certificate of the virtual host expires (fractional, negative once expired; the first to expire, when it serves several chains).",
 				[]string{"domain"}, nil),
 			expires: prometheus.NewDesc("certificate_expiration_timestamp_seconds",
-				"Unix time at which the served certificate of the virtual host expires.",
+				"Unix time at which the served certificate of the virtual host expires (the first to expire, when it serves several chains).",
 				[]string{"domain"}, nil),
 		},
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -54,10 +54,10 @@ func TestExpiryMetrics(t *testing.T) {
 	})
 	want := func(days float64) string {
 		return fmt.Sprintf(`
-# HELP certificate_days_until_expiration Days until the served certificate of the virtual host expires (fractional, negative once expired).
+# HELP certificate_days_until_expiration Days until the served certificate of the virtual host expires (fractional, negative once expired; the first to expire, when it serves several chains).
 # TYPE certificate_days_until_expiration gauge
 certificate_days_until_expiration{domain="a.test"} %g
-# HELP certificate_expiration_timestamp_seconds Unix time at which the served certificate of the virtual host expires.
+# HELP certificate_expiration_timestamp_seconds Unix time at which the served certificate of the virtual host expires (the first to expire, when it serves several chains).
 # TYPE certificate_expiration_timestamp_seconds gauge
 certificate_expiration_timestamp_seconds{domain="a.test"} %d
 `, days, now.Add(36*time.Hour).Unix())

@@ -2,7 +2,6 @@ package certs
 
 import (
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
@@ -15,7 +14,7 @@ import (
 type fileJob struct {
 	domain  string
 	host    Host
-	hash    [sha256.Size]byte // of the served certificate's files
+	hash    [sha256.Size]byte // of the served chains' files
 	hasCert bool
 	initial bool // first load of a host that was just added
 }
@@ -23,7 +22,7 @@ type fileJob struct {
 // fileResult is the outcome of loadFile.
 type fileResult struct {
 	job       fileJob
-	cert      *tls.Certificate // the new certificate, nil on error or unchanged
+	chains    []chain // the new chains, nil on error or unchanged
 	hash      [sha256.Size]byte
 	unchanged bool   // the files hold what is already served
 	err       error  // nil on success
@@ -53,7 +52,15 @@ func (m *Manager) Sync(hosts []Host) {
 			m.log.Error("Unknown certificate source; host ignored", "domain", h.Domain, "source", h.Source)
 			continue
 		case h.Source != SourceFile:
-			h.CertPath, h.KeyPath = "", ""
+			h.CertPath, h.KeyPath, h.Additional = "", "", nil
+			if len(h.KeyTypes) == 0 {
+				h.KeyTypes = []string{KeyECDSA}
+			}
+		default:
+			h.KeyTypes = nil
+			if len(h.Additional) == 0 {
+				h.Additional = nil
+			}
 		}
 		want[h.Domain] = h
 	}
@@ -65,13 +72,13 @@ func (m *Manager) Sync(hosts []Host) {
 		if _, ok := want[d]; !ok {
 			delete(m.hosts, d)
 			m.met.forget(d)
-			changed = changed || e.cert != nil
+			changed = changed || e.set != nil
 			m.log.Info("Certificate removed", "domain", d, "source", e.host.Source)
 		}
 	}
 	for d, h := range want {
 		e := m.hosts[d]
-		if e != nil && e.host == h {
+		if e != nil && e.host.equal(&h) {
 			continue
 		}
 		initial := e == nil
@@ -79,15 +86,20 @@ func (m *Manager) Sync(hosts []Host) {
 			e = &entry{}
 			m.hosts[d] = e
 		}
-		// A changed source keeps serving its current certificate until
-		// the new one loads (or, for lets_encrypt, is put).
+		// A changed source keeps serving its current certificates until
+		// the new ones load (or, for lets_encrypt, are put); a
+		// lets_encrypt host no longer using a key type stops serving it.
+		wasACME := e.host.Source == SourceLetsEncrypt
 		e.host = h
 		e.hash = [sha256.Size]byte{}
-		e.failKey, e.lastErr, e.status, e.dirs = "", "", "", nil
+		e.failKey, e.lastErr, e.dirs = "", "", nil
 		if h.Source == SourceLetsEncrypt {
-			e.status = StatusPending
+			if m.syncUnitsLocked(e, wasACME) {
+				changed = true
+			}
 			continue
 		}
+		e.units = nil
 		jobs = append(jobs, m.jobLocked(d, e, initial))
 	}
 	m.mu.Unlock()
@@ -192,28 +204,24 @@ func (m *Manager) recheck(match func(dirs []string) bool, periodic bool) {
 
 // jobLocked copies what loading e needs. m.mu must be held.
 func (m *Manager) jobLocked(domain string, e *entry, initial bool) fileJob {
-	return fileJob{domain: domain, host: e.host, hash: e.hash, hasCert: e.cert != nil, initial: initial}
+	return fileJob{domain: domain, host: e.host, hash: e.hash, hasCert: e.set != nil, initial: initial}
 }
 
 // loadFile reads and, unless unchanged, parses the files of j. It takes no
 // lock; m.loadMu must be held.
 func (m *Manager) loadFile(j fileJob) fileResult {
 	r := fileResult{job: j, dirs: watchDirs(j.host)}
-	certPEM, err := readFile("certificate", j.host.CertPath)
-	var keyPEM []byte
-	if err == nil {
-		keyPEM, err = readFile("key", j.host.KeyPath)
-	}
+	files, err := readHost(&j.host)
 	if err != nil {
 		r.err, r.failKey = err, "read\x00"+err.Error()
 		return r
 	}
-	r.hash = hashPair(certPEM, keyPEM)
+	r.hash = hashFiles(files)
 	if j.hasCert && r.hash == j.hash {
 		r.unchanged = true
 		return r
 	}
-	r.cert, r.err = parsePair(j.host.CertPath, j.host.KeyPath, certPEM, keyPEM, m.o.Now())
+	r.chains, r.err = parseHost(&j.host, files, m.o.Now())
 	if r.err != nil {
 		r.failKey = hex.EncodeToString(r.hash[:]) + "\x00" + r.err.Error()
 	}
@@ -221,13 +229,14 @@ func (m *Manager) loadFile(j fileJob) fileResult {
 }
 
 // applyLocked records r in its entry and reports whether the served
-// certificate changed. A failure is logged and counted unless the same
+// certificates changed. A host's chains are replaced together or not at
+// all: one that fails keeps every old one served. A failure is logged and counted unless the same
 // failure (same content, same error) was already recorded and force is
 // false. m.mu must be held.
 func (m *Manager) applyLocked(r fileResult, force bool) bool {
 	d := r.job.domain
 	e := m.hosts[d]
-	if e == nil || e.host != r.job.host {
+	if e == nil || !e.host.equal(&r.job.host) {
 		return false // changed meanwhile; cannot happen under loadMu
 	}
 	e.dirs = r.dirs
@@ -239,9 +248,9 @@ func (m *Manager) applyLocked(r fileResult, force bool) bool {
 		}
 		e.failKey = r.failKey
 		m.met.reload(d, false)
-		if e.cert != nil {
+		if e.set != nil {
 			m.log.Error("Certificate reload failed; still serving the previous certificate",
-				"domain", d, "error", r.err, "expires_at", e.cert.Leaf.NotAfter.UTC())
+				"domain", d, "error", r.err, "expires_at", e.set.notAfter.UTC())
 		} else {
 			m.log.Error("Certificate load failed; no certificate served", "domain", d, "error", r.err)
 		}
@@ -251,33 +260,64 @@ func (m *Manager) applyLocked(r fileResult, force bool) bool {
 		return false
 	}
 	now := m.o.Now()
-	e.cert, e.hash, e.loadedAt = r.cert, r.hash, now
+	e.setChains(r.chains)
+	e.hash = r.hash
 	e.lastErr, e.failKey, e.warned = "", "", false
 	m.met.reload(d, true)
 	msg := "Certificate reloaded"
 	if r.job.initial {
 		msg = "Certificate loaded"
 	}
-	m.log.Info(msg, "domain", d, "source", SourceFile, "cert_path", r.job.host.CertPath,
-		"expires_at", r.cert.Leaf.NotAfter.UTC(), "names", r.cert.Leaf.DNSNames)
+	for _, c := range r.chains {
+		m.log.Info(msg, "domain", d, "source", SourceFile, "cert_path", c.source, "key_type", c.keyType,
+			"expires_at", c.cert.Leaf.NotAfter.UTC(), "names", c.cert.Leaf.DNSNames)
+	}
 	m.warnExpiringLocked(d, e, now)
 	return true
 }
 
-// warnExpiringLocked logs, once per load, that the file certificate of e
-// expires within Options.RenewalWarning. m.mu must be held.
+// warnExpiringLocked logs, once per load, that a file certificate of e
+// (the one expiring first) expires within Options.RenewalWarning. m.mu
+// must be held.
 func (m *Manager) warnExpiringLocked(d string, e *entry, now time.Time) {
-	if m.o.RenewalWarning <= 0 || e.warned || e.cert == nil || e.host.Source != SourceFile {
+	first := earliest(e.chains)
+	if m.o.RenewalWarning <= 0 || e.warned || first == nil || e.host.Source != SourceFile {
 		return
 	}
-	left := e.cert.Leaf.NotAfter.Sub(now)
-	if left >= m.o.RenewalWarning {
+	notAfter := first.cert.Leaf.NotAfter
+	if notAfter.Sub(now) >= m.o.RenewalWarning {
 		return
 	}
 	e.warned = true
 	m.log.Warn("Certificate expires soon; file certificates are not renewed automatically",
-		"domain", d, "cert_path", e.host.CertPath, "expires_at", e.cert.Leaf.NotAfter.UTC(),
-		"days_until_expiration", daysUntil(e.cert.Leaf.NotAfter, now))
+		"domain", d, "cert_path", first.source, "expires_at", notAfter.UTC(),
+		"days_until_expiration", daysUntil(notAfter, now))
+}
+
+// syncUnitsLocked makes e's ACME units those of e.host.KeyTypes: a key
+// type it kept keeps its status (when the host was lets_encrypt before),
+// a new one is pending, and the chains of key types no longer used are
+// dropped. It reports whether the served chains changed. m.mu must be
+// held.
+func (m *Manager) syncUnitsLocked(e *entry, wasACME bool) bool {
+	units := make(map[string]*unit, len(e.host.KeyTypes))
+	for _, kt := range e.host.KeyTypes {
+		if u := e.units[kt]; u != nil && wasACME {
+			units[kt] = u
+		} else {
+			units[kt] = &unit{status: StatusPending}
+		}
+	}
+	e.units = units
+	if !wasACME {
+		return false // a former file host serves its files until ACME puts
+	}
+	kept := slices.DeleteFunc(slices.Clone(e.chains), func(c chain) bool { return units[c.keyType] == nil })
+	if len(kept) == len(e.chains) {
+		return false
+	}
+	e.setChains(kept)
+	return true
 }
 
 // watchDirs returns the directories whose events concern h: those of its
@@ -293,13 +333,15 @@ func watchDirs(h Host) []string {
 			dirs = append(dirs, d)
 		}
 	}
-	for _, p := range []string{h.CertPath, h.KeyPath} {
-		if p == "" {
-			continue
-		}
-		add(p)
-		if t, err := filepath.EvalSymlinks(p); err == nil {
-			add(t)
+	for _, pair := range h.pairs() {
+		for _, p := range []string{pair.CertPath, pair.KeyPath} {
+			if p == "" {
+				continue
+			}
+			add(p)
+			if t, err := filepath.EvalSymlinks(p); err == nil {
+				add(t)
+			}
 		}
 	}
 	return dirs

@@ -147,7 +147,19 @@ type LetsEncrypt struct {
 	// "shortlived"), used only when the CA's directory offers it; empty
 	// means the CA's default.
 	Profile string `toml:"profile,omitempty"`
+	// KeyTypes are the key types of the certificates each lets_encrypt
+	// host gets, in order: KeyTypeECDSA (P-256) and KeyTypeRSA (2048
+	// bits), each at most once. With both, each host gets, caches and
+	// renews one certificate of each, and every client that can verify
+	// ECDSA is served that one. Empty means ["ecdsa"].
+	KeyTypes []string `toml:"key_types,omitempty"`
 }
+
+// Key types of [lets_encrypt] key_types.
+const (
+	KeyTypeECDSA = "ecdsa"
+	KeyTypeRSA   = "rsa"
+)
 
 // Logging configures the process log and the optional access log.
 type Logging struct {
@@ -284,9 +296,29 @@ const (
 
 // CertificateSource says where a host's certificate comes from.
 type CertificateSource struct {
-	Type     string `toml:"type" json:"type"`
+	Type string `toml:"type" json:"type"`
+	// CertPath and KeyPath are the primary chain of a file source: the
+	// one served to a client that supports none of the host's chains.
 	CertPath string `toml:"cert_path,omitempty" json:"cert_path,omitempty"`
 	KeyPath  string `toml:"key_path,omitempty" json:"key_path,omitempty"`
+	// Additional are further chains of a file source for the same domain,
+	// each with another key type (an RSA chain beside an ECDSA one).
+	Additional []CertificateFiles `toml:"additional,omitempty" json:"additional,omitempty"`
+}
+
+// CertificateFiles is one further chain of a file certificate source.
+type CertificateFiles struct {
+	CertPath string `toml:"cert_path" json:"cert_path"`
+	KeyPath  string `toml:"key_path" json:"key_path"`
+}
+
+// Equal reports whether s and o are the same source (nil equals nil).
+func (s *CertificateSource) Equal(o *CertificateSource) bool {
+	if s == nil || o == nil {
+		return s == o
+	}
+	return s.Type == o.Type && s.CertPath == o.CertPath && s.KeyPath == o.KeyPath &&
+		slices.Equal(s.Additional, o.Additional)
 }
 
 // Backend is one upstream server.
@@ -398,6 +430,7 @@ func (v VirtualHost) Clone() VirtualHost {
 	}
 	if v.CertificateSource != nil {
 		s := *v.CertificateSource
+		s.Additional = slices.Clone(s.Additional)
 		v.CertificateSource = &s
 	}
 	v.cloneSplit()

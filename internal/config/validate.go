@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -184,6 +185,13 @@ func (c *Config) validateLetsEncrypt(v *validator) {
 	if le.DirectoryURL != "" && !strings.HasPrefix(le.DirectoryURL, "https://") {
 		v.add("lets_encrypt.directory_url", fmt.Errorf("%q must be an https:// URL", le.DirectoryURL))
 	}
+	for i, kt := range le.KeyTypes {
+		key := fmt.Sprintf("lets_encrypt.key_types[%d]", i)
+		v.oneOf(key, kt, KeyTypeECDSA, KeyTypeRSA)
+		if slices.Contains(le.KeyTypes[:i], kt) {
+			v.add(key, fmt.Errorf("%q is listed twice", kt))
+		}
+	}
 	for i := range c.VirtualHosts {
 		s := c.VirtualHosts[i].CertificateSource
 		if s != nil && s.Type == SourceLetsEncrypt && le.CacheDir == "" {
@@ -215,9 +223,13 @@ func (h *VirtualHost) Validate(_ *Config) error {
 			} else {
 				v.check("certificate_source.key_path", checkPath(s.KeyPath))
 			}
+			s.validateAdditional(&v)
 		case SourceLetsEncrypt:
 			if s.CertPath != "" || s.KeyPath != "" {
 				v.add("certificate_source", errors.New("cert_path and key_path apply only to type \"file\""))
+			}
+			if len(s.Additional) > 0 {
+				v.add("certificate_source.additional", errors.New("applies only to type \"file\"; lets_encrypt hosts get the key types of [lets_encrypt] key_types"))
 			}
 			if strings.HasPrefix(h.Domain, "*.") {
 				v.add("certificate_source.type", errors.New("lets_encrypt cannot issue wildcard certificates over HTTP-01"))
@@ -228,6 +240,37 @@ func (h *VirtualHost) Validate(_ *Config) error {
 	}
 	h.validateSplit(&v)
 	return v.err()
+}
+
+// MaxAdditionalChains bounds certificate_source.additional: one chain per
+// key type (ECDSA, RSA, Ed25519) is all a host can serve.
+const MaxAdditionalChains = 2
+
+// validateAdditional checks the further chains of a file source: both
+// paths given, and no chain listed twice (the primary included). That
+// each chain has its own key type and covers the domain is checked when
+// the files are loaded.
+func (s *CertificateSource) validateAdditional(v *validator) {
+	if len(s.Additional) > MaxAdditionalChains {
+		v.add("certificate_source.additional", fmt.Errorf("%d chains; a domain serves at most one chain per key type (ECDSA, RSA, Ed25519), so at most %d besides cert_path", len(s.Additional), MaxAdditionalChains))
+		return
+	}
+	for i, a := range s.Additional {
+		key := fmt.Sprintf("certificate_source.additional[%d]", i)
+		for _, f := range []struct{ name, path string }{{"cert_path", a.CertPath}, {"key_path", a.KeyPath}} {
+			if f.path == "" {
+				v.add(key+"."+f.name, errors.New("required"))
+			} else {
+				v.check(key+"."+f.name, checkPath(f.path))
+			}
+		}
+		switch {
+		case a.CertPath != "" && a.CertPath == s.CertPath:
+			v.add(key+".cert_path", fmt.Errorf("%q is the primary chain (cert_path) already", a.CertPath))
+		case a.CertPath != "" && slices.ContainsFunc(s.Additional[:i], func(b CertificateFiles) bool { return b.CertPath == a.CertPath }):
+			v.add(key+".cert_path", fmt.Errorf("%q is listed twice", a.CertPath))
+		}
+	}
 }
 
 // checkPath reports why p cannot be a file path: it holds a control

@@ -1,34 +1,14 @@
-// Package h2guard screens what an HTTP/2 client sends before Go's HTTP/2
-// server reads it, to fix two places where that server departs from RFC
-// 9113:
-//
-//   - A SETTINGS frame that repeats a parameter is processed in order
-//     (RFC 9113 6.5.3); Go's server hangs up on it instead. The guard
-//     rewrites such a frame to one entry per parameter, which leaves the
-//     server in the state processing in order would.
-//   - A request carrying a connection-specific field (connection,
-//     proxy-connection, keep-alive, transfer-encoding, upgrade) or a TE
-//     other than "trailers" is malformed (RFC 9113 8.2.2) and must be
-//     treated as a stream error of type PROTOCOL_ERROR (8.1.1); Go's server
-//     answers it with a 400 instead. The guard hands the server an empty
-//     DATA frame on stream 0 in place of the header block, which the server
-//     answers with a connection error of type PROTOCOL_ERROR (6.1) - a
-//     stream error may be treated as one (5.4.1) - so the server itself
-//     sends GOAWAY and closes. The guard never writes to the connection.
-//
-// Every other byte passes through unchanged, so the server's HPACK decoder
-// sees exactly what the client encoded. The guard keeps a decoder of its own
-// in step with it; when it cannot (a header block over its limit, a
-// decoding error, a frame it cannot follow) it stops screening for the rest
-// of the connection and the server's own checks apply.
 package h2guard
 
 import (
 	"crypto/tls"
 	"net"
+
+	"fronttier/internal/clock"
 )
 
-// Limits are the server settings the guard must agree with.
+// Limits are the server settings the guard must agree with, and the
+// budgets it holds each connection to. Zero fields take the defaults.
 type Limits struct {
 	// HeaderTableSize is the dynamic table size of the server's HPACK
 	// decoder (the SETTINGS_HEADER_TABLE_SIZE it advertises); zero means
@@ -39,9 +19,38 @@ type Limits struct {
 	// for the server to refuse. Zero means 16 KiB.
 	MaxFrameSize uint32
 	// MaxBlock is the largest header block screened, in bytes; a larger
-	// one passes through and ends screening for the connection. Zero
-	// means 64 KiB.
+	// one passes through and ends header screening for the connection
+	// (the budgets stay). Zero means 64 KiB.
 	MaxBlock int
+	// MaxHeaderListSize is the SETTINGS_MAX_HEADER_LIST_SIZE the server
+	// advertises: a header block that decodes to more is refused by the
+	// server (431), and is an HPACK bomb when it decodes to more than 16
+	// times its size on the wire. Zero means x/net's default for net/http's
+	// (1 MiB and 320 bytes).
+	MaxHeaderListSize uint32
+	// MaxContinuations is the most CONTINUATION frames a header block may
+	// have (CONTINUATION flood). Zero means 64; negative, no limit.
+	MaxContinuations int
+
+	// Resets budgets the streams the client resets (RST_STREAM, rapid
+	// reset) and makes the server reset (MadeYouReset): zero means 500 at
+	// once, 50 a second.
+	Resets Rate
+	// Pings budgets PING frames: zero means 100 at once, 10 a second.
+	Pings Rate
+	// Settings budgets SETTINGS frames (not acknowledgements): zero means
+	// 100 at once, 2 a second.
+	Settings Rate
+	// WindowUpdates budgets WINDOW_UPDATE frames with an increment under
+	// 1 KiB: zero means 1000 at once, 100 a second.
+	WindowUpdates Rate
+
+	// Clock refills the budgets; nil means the system clock.
+	Clock clock.Clock
+	// OnCalm, if set, is called with the attack (one of the Attack
+	// constants) when the guard closes a connection for spending a
+	// budget, from the goroutine reading the connection.
+	OnCalm func(attack string)
 }
 
 // Default limits.
@@ -61,6 +70,22 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxBlock <= 0 {
 		l.MaxBlock = defaultMaxBlock
+	}
+	if l.MaxHeaderListSize == 0 {
+		l.MaxHeaderListSize = defaultMaxHeaderListSize
+	}
+	switch {
+	case l.MaxContinuations == 0:
+		l.MaxContinuations = defaultMaxContinuations
+	case l.MaxContinuations < 0:
+		l.MaxContinuations = int(^uint(0) >> 1)
+	}
+	l.Resets = l.Resets.orDefault(defaultResets)
+	l.Pings = l.Pings.orDefault(defaultPings)
+	l.Settings = l.Settings.orDefault(defaultSettings)
+	l.WindowUpdates = l.WindowUpdates.orDefault(defaultWindowUpdates)
+	if l.Clock == nil {
+		l.Clock = clock.System{}
 	}
 	return l
 }

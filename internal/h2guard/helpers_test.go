@@ -41,13 +41,20 @@ func echo(w http.ResponseWriter, r *http.Request) {
 // startServer serves h over TLS on 127.0.0.1 until the test ends.
 func startServer(t testing.TB, h http.Handler) *testServer {
 	t.Helper()
+	return startServerLimits(t, h, Limits{})
+}
+
+// startServerLimits is startServer with the guard's budgets in l (see
+// ConfigureLimits).
+func startServerLimits(t testing.TB, h http.Handler, l Limits) *testServer {
+	t.Helper()
 	hs := &http.Server{
 		Handler:   h,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{testCert(t)}},
 		HTTP2:     &http.HTTP2Config{MaxReadFrameSize: 16 << 10},
 		ErrorLog:  log.New(io.Discard, "", 0),
 	}
-	if err := Configure(hs); err != nil {
+	if err := ConfigureLimits(hs, l); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

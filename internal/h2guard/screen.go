@@ -14,14 +14,25 @@ const (
 
 	typeData         = 0x0
 	typeHeaders      = 0x1
+	typePriority     = 0x2
+	typeRSTStream    = 0x3
 	typeSettings     = 0x4
+	typePing         = 0x6
+	typeWindowUpdate = 0x8
 	typeContinuation = 0x9
 
 	flagAck        = 0x1
+	flagEndStream  = 0x1
 	flagEndHeaders = 0x4
 	flagPadded     = 0x8
 	flagPriority   = 0x20
 )
+
+// errCalm is what Read returns in place of the frame that spent a budget
+// to its end. golang.org/x/net/http2's server answers a read error of type
+// ConnectionError as it answers one it detects itself: it sends GOAWAY
+// with that code and closes the connection.
+const errCalm = http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 
 // mode is what a screen does with the frames it reads.
 type mode uint8
@@ -30,39 +41,54 @@ const (
 	modePreface  mode = iota // expecting the client preface
 	modeScreen               // reading frames, screening some
 	modePass                 // passing everything through unchanged
-	modeRejected             // a malformed request was replaced; discarding
+	modeRejected             // a malformed request was replaced, or the client calmed; discarding
 )
 
 // screen reads an HTTP/2 client's byte stream from r and yields it frame by
-// frame, rewriting SETTINGS frames with repeated parameters and replacing a
+// frame, rewriting SETTINGS frames with repeated parameters, replacing a
 // malformed request's header block with a frame the server refuses with a
-// connection error. A screen is used by one reader at a time.
+// connection error, and ending the stream with errCalm when the client
+// spends a budget (see budget.go). A screen is used by one reader at a
+// time.
 type screen struct {
 	r   io.Reader
 	lim Limits
-	dec *hpack.Decoder // in step with the server's decoder while modeScreen
+	dec *hpack.Decoder // in step with the server's decoder while hpack
 
-	mode mode
-	out  []byte // bytes to yield before reading more: a window on hdr or buf
-	left int    // payload bytes of the current frame to copy straight from r
-	err  error  // error to report once out is drained
+	mode  mode
+	hpack bool   // header blocks are decoded and screened
+	out   []byte // bytes to yield before reading more: a window on hdr or buf
+	left  int    // payload bytes of the current frame to copy straight from r
+	err   error  // error to report once out is drained
 
 	hdr [headerLen]byte
 	buf []byte // a held frame, header included; reused
 
 	block    uint32 // stream of the header block in progress; 0 if none
 	blockLen int    // fragment bytes of that block so far
-	bad      bool   // the block in progress has a connection-specific field
+	listSize int    // its decoded size so far (RFC 7541 4.1), up to the limit
+	conts    int    // its CONTINUATION frames so far
+	bad      bool   // it has a connection-specific field
 
-	rewrites int // SETTINGS frames rewritten, for tests
+	// Per-connection budgets (see Limits).
+	resets, pings, settingsB, updates bucket
+	streams                           streams
+
+	rewrites int    // SETTINGS frames rewritten, for tests
+	calmed   string // the attack the stream was ended for; "" if none
 }
 
 // newScreen returns a screen of the client bytes read from r, for a server
 // with limits l.
 func newScreen(r io.Reader, l Limits) *screen {
-	s := &screen{r: r, lim: l.withDefaults()}
+	s := &screen{r: r, lim: l.withDefaults(), hpack: true}
 	s.dec = hpack.NewDecoder(s.lim.HeaderTableSize, s.field)
 	s.dec.SetMaxStringLength(s.lim.MaxBlock)
+	now := s.lim.Clock.Now()
+	s.resets = newBucket(s.lim.Resets, now)
+	s.pings = newBucket(s.lim.Pings, now)
+	s.settingsB = newBucket(s.lim.Settings, now)
+	s.updates = newBucket(s.lim.WindowUpdates, now)
 	return s
 }
 
@@ -117,7 +143,8 @@ func (s *screen) preface() {
 	}
 }
 
-// frame reads a frame header and decides what to do with the frame.
+// frame reads a frame header and decides what to do with the frame. A
+// frame the server answers with a connection error ends screening.
 func (s *screen) frame() {
 	if !s.fill(s.hdr[:]) {
 		return
@@ -126,15 +153,38 @@ func (s *screen) frame() {
 	typ, flags := s.hdr[3], s.hdr[4]
 	stream := binary.BigEndian.Uint32(s.hdr[5:]) & (1<<31 - 1)
 	s.out, s.left = s.hdr[:], length
-	switch {
-	case s.block != 0 && (typ != typeContinuation || stream != s.block):
-		// The server's framer refuses a header block interrupted.
+	if length > int(s.lim.MaxFrameSize) || s.block != 0 && (typ != typeContinuation || stream != s.block) {
+		// Refused: a frame over the server's maximum size, a header block
+		// interrupted.
 		s.mode = modePass
-	case typ == typeSettings && flags&flagAck == 0 && stream == 0 &&
-		length%settingLen == 0 && length <= maxSettings*settingLen:
-		s.settings(length)
-	case typ == typeHeaders || typ == typeContinuation:
+		return
+	}
+	switch typ {
+	case typeHeaders, typeContinuation:
 		s.headers(typ, flags, stream, length)
+	case typeData:
+		s.data(flags, stream)
+	case typeSettings:
+		if flags&flagAck == 0 && stream == 0 && s.spend(&s.settingsB, AttackSettingsFlood) &&
+			length%settingLen == 0 && length <= maxSettings*settingLen {
+			s.settings(length)
+		}
+	case typePing:
+		if flags&flagAck == 0 && stream == 0 && length == 8 {
+			s.spend(&s.pings, AttackPingFlood)
+		}
+	case typeRSTStream:
+		if stream != 0 && length == 4 && s.spend(&s.resets, AttackRapidReset) {
+			s.streams.end(stream)
+		}
+	case typeWindowUpdate:
+		if length == 4 {
+			s.windowUpdate(stream)
+		}
+	case typePriority:
+		if stream != 0 && length == 5 {
+			s.priority(stream)
+		}
 	}
 }
 
@@ -153,21 +203,39 @@ func (s *screen) settings(length int) {
 	s.out = b
 }
 
-// headers holds a HEADERS or CONTINUATION frame with the header in s.hdr,
-// decodes its header block fragment and replaces it when the request is
-// malformed. Frames it cannot follow the way the server does pass through
-// and end screening.
+// headers handles a HEADERS or CONTINUATION frame with the header in
+// s.hdr: it counts the frame against the stream's state and the block's
+// CONTINUATION limit and, while screening header blocks, holds the frame,
+// decodes its fragment and replaces it when the request is malformed or
+// the block a bomb. Frames it cannot decode the way the server does pass
+// through and end header screening (but not the budgets).
 func (s *screen) headers(typ, flags byte, stream uint32, length int) {
-	if typ == typeContinuation && s.block == 0 || stream == 0 ||
-		length > int(s.lim.MaxFrameSize) || length > s.lim.MaxBlock {
-		// The server refuses the first two and a frame over its maximum
-		// size; a frame over ours is not worth holding.
-		s.mode = modePass
+	if typ == typeContinuation && s.block == 0 || stream == 0 {
+		s.mode = modePass // refused by the server
+		return
+	}
+	if typ == typeHeaders {
+		s.blockLen, s.listSize, s.conts, s.bad = 0, 0, 0, false
+		if !s.open(flags, stream) {
+			return
+		}
+	} else if s.conts++; s.conts > s.lim.MaxContinuations {
+		s.calm(AttackContinuationFlood)
+		return
+	}
+	s.block = stream
+	if flags&flagEndHeaders != 0 {
+		s.block = 0
+	}
+	if !s.hpack {
+		return
+	}
+	if length > s.lim.MaxBlock {
+		s.hpack = false // not worth holding
 		return
 	}
 	b, ok := s.held(length)
 	if !ok {
-		s.mode = modePass
 		return
 	}
 	s.out = b
@@ -175,31 +243,32 @@ func (s *screen) headers(typ, flags byte, stream uint32, length int) {
 	if typ == typeHeaders {
 		if frag, ok = fragment(frag, flags); !ok {
 			// The server does not decode a malformed HEADERS frame.
-			s.mode = modePass
+			s.hpack = false
 			return
 		}
-		s.blockLen, s.bad = 0, false
+		s.dec.SetEmitEnabled(true)
 	}
 	s.blockLen += len(frag)
 	if s.blockLen > s.lim.MaxBlock {
-		s.mode = modePass
+		s.hpack = false
 		return
 	}
 	if _, err := s.dec.Write(frag); err != nil {
-		s.mode = modePass
+		s.hpack = false
+		return
+	}
+	if s.listSize > int(s.lim.MaxHeaderListSize) && s.listSize > hpackBombRatio*s.blockLen {
+		s.calm(AttackHPACKBomb)
 		return
 	}
 	if s.bad {
 		s.reject()
 		return
 	}
-	if flags&flagEndHeaders == 0 {
-		s.block = stream
-		return
-	}
-	s.block = 0
-	if err := s.dec.Close(); err != nil {
-		s.mode = modePass
+	if flags&flagEndHeaders != 0 {
+		if err := s.dec.Close(); err != nil {
+			s.hpack = false
+		}
 	}
 }
 
@@ -226,10 +295,16 @@ func fragment(p []byte, flags byte) ([]byte, bool) {
 	return p[:len(p)-pad], true
 }
 
-// field notes a decoded header field that makes a request malformed (RFC
-// 9113 8.2.2). An empty TE is let through, as Go's server does: it lists
+// field adds a decoded header field to the block's size and notes one
+// that makes a request malformed (RFC 9113 8.2.2). An empty TE is let through, as Go's server does: it lists
 // no coding other than trailers.
 func (s *screen) field(f hpack.HeaderField) {
+	// The block's decoded size, bounded: past the server's limit the
+	// block is refused (or a bomb), so its fields need no more work.
+	if s.listSize += int(f.Size()); s.listSize > int(s.lim.MaxHeaderListSize) {
+		s.dec.SetEmitEnabled(false)
+		return
+	}
 	switch f.Name {
 	case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
 		s.bad = true

@@ -77,8 +77,9 @@ type App struct {
 	proxy    *proxy.Handler
 	servers  []*listener
 
-	// rollouts drives the rollouts; nil in a fleet, where no node is
-	// elected to drive them yet.
+	// rollouts makes the operators' rollout changes and drives the
+	// gates: on a single node itself (Run), in a fleet when this node is
+	// elected (fleet.run).
 	rollouts *rollout.Controller
 }
 
@@ -235,9 +236,7 @@ func build(snap store.Snapshot, file *store.File, o Options) (_ *App, err error)
 		return nil, err
 	}
 	a.metrics.WatchCanaries(a.store) // proxy_canary_percent, from the table in force
-	if a.fleet == nil {
-		a.rollouts = newRollouts(cfg, a.store, a.metrics, log)
-	}
+	a.rollouts = a.newRollouts(cfg, log)
 	if a.fleet != nil {
 		a.store.SetWriteTimeout(secs(cfg.Cluster.EtcdDialTimeoutSecs))
 		a.fleet.current = a.store.Config
@@ -287,7 +286,7 @@ func build(snap store.Snapshot, file *store.File, o Options) (_ *App, err error)
 		s.srv.Handler = a.proxy
 	}
 	api := admin.New(admin.Options{Store: a.store, Certs: renewableCertsAPI{certsAPI{a.certs}, a.acme}, Metrics: a.metrics.Handler(), Log: log,
-		Token: p.APIToken(), Cluster: clusterInfo{a.clusterInfo}, Users: cfg.Users, Audit: a.audit, Rollouts: rolloutsAPI(a.rollouts), Stats: a.metrics})
+		Token: p.APIToken(), Cluster: clusterInfo{a.clusterInfo}, Users: cfg.Users, Audit: a.audit, Rollouts: a.rollouts, Stats: a.metrics})
 	apiLn, err := a.listen("api", p.ManagementAPIAddr, api, &p)
 	if err != nil {
 		return nil, err
@@ -395,7 +394,7 @@ func (a *App) serve(ctx context.Context) error {
 	if a.fleet != nil {
 		wg.Go(func() { a.fleet.run(bg) })
 	}
-	if a.rollouts != nil {
+	if a.fleet == nil {
 		wg.Go(func() { a.rollouts.Run(bg) })
 	}
 	defer func() {

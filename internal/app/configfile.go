@@ -41,6 +41,7 @@ func (a *App) reloaded(old, cfg *config.Config) {
 		a.log.Level.Set(lvl)
 	}
 	a.checker.SetOptions(healthOptions(cfg.HealthCheck, log, nil))
+	a.rolloutsReloaded(cfg)
 	if keys := restartNeeded(old, cfg); len(keys) > 0 {
 		log.Warn("reload: some changes take effect at the next restart", "sections", keys)
 	}

@@ -34,11 +34,13 @@ type fleet struct {
 	member   *cluster.Member
 	snapshot string // path of the last-known-good copy
 
-	rev     atomic.Int64          // applied
-	save    chan struct{}         // wakes the snapshot writer; capacity 1
-	current func() *config.Config // the configuration in force, once the state exists
+	rev      atomic.Int64          // applied
+	save     chan struct{}         // wakes the snapshot writer; capacity 1
+	current  func() *config.Config // the configuration in force, once the state exists
+	rollouts *fleetRollouts        // set up by newRollouts
 
 	up          prometheus.Gauge
+	leader      prometheus.Gauge
 	applied     prometheus.Gauge
 	conflicts   prometheus.Counter
 	propagation prometheus.Histogram
@@ -149,7 +151,9 @@ func (f *fleet) registerMetrics(reg prometheus.Registerer) {
 	f.propagation = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fleet_propagation_seconds",
 		Help:    "Time from a change's commit in etcd (by the writing node's clock) to its being in force on this node, for changes made on other nodes.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}})
-	reg.MustRegister(f.up, f.applied, f.conflicts, f.propagation)
+	f.leader = prometheus.NewGauge(prometheus.GaugeOpts{Name: "fleet_rollout_leader",
+		Help: "Whether this node is the one elected to drive the fleet's rollouts' gates (1) or not (0)."})
+	reg.MustRegister(f.up, f.applied, f.conflicts, f.propagation, f.leader)
 }
 
 // join creates this node's membership, announced by run.
@@ -165,13 +169,20 @@ func (f *fleet) join(self cluster.Self) {
 		},
 	})
 	f.member.Applied(f.rev.Load())
+	if f.rollouts != nil {
+		f.rollouts.join(self, f.member, f.current)
+	}
 }
 
-// run keeps the node announced and its snapshot saved until ctx ends.
+// run keeps the node announced and its snapshot saved, and takes its part
+// in the rollouts, until ctx ends.
 func (f *fleet) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { f.member.Run(ctx) })
 	wg.Go(func() { f.saveLoop(ctx) })
+	if f.rollouts != nil {
+		wg.Go(func() { f.rollouts.run(ctx) })
+	}
 	wg.Wait()
 }
 
@@ -278,18 +289,37 @@ func (f *fleet) close() {
 
 // clusterInfo adapts the fleet's membership to the API.
 type clusterInfo struct {
-	info func(context.Context) (cluster.Info, error)
+	info func(context.Context) (clusterView, error)
 }
 
 func (c clusterInfo) Info(ctx context.Context) (any, error) { return c.info(ctx) }
 
+// clusterView is GET /api/v1/cluster's answer: the fleet's nodes and the
+// one that drives the rollouts ("" while none is elected; on a single node,
+// itself).
+type clusterView struct {
+	cluster.Info
+	RolloutLeader string `json:"rollout_leader,omitempty"`
+}
+
 // clusterInfo answers GET /api/v1/cluster: the fleet's nodes, or this node
 // alone when its file is its store.
-func (a *App) clusterInfo(ctx context.Context) (cluster.Info, error) {
+func (a *App) clusterInfo(ctx context.Context) (clusterView, error) {
 	if a.fleet != nil && a.fleet.member != nil {
-		return a.fleet.member.Info(ctx)
+		info, err := a.fleet.member.Info(ctx)
+		if err != nil {
+			return clusterView{}, err
+		}
+		v := clusterView{Info: info}
+		if r := a.fleet.rollouts; r != nil {
+			if v.RolloutLeader, err = r.leaderName(ctx); err != nil {
+				return clusterView{}, err
+			}
+		}
+		return v, nil
 	}
-	return cluster.Single{Self: a.self, Start: a.started, Rev: func() int64 { return int64(a.store.Revision()) }}.Info(ctx)
+	info, err := cluster.Single{Self: a.self, Start: a.started, Rev: func() int64 { return int64(a.store.Revision()) }}.Info(ctx)
+	return clusterView{Info: info, RolloutLeader: a.self.Name}, err
 }
 
 // appliedRev is the state's Applied hook.
@@ -300,10 +330,15 @@ func (a *App) appliedRev(rev store.Revision) {
 }
 
 // followed is the state's Followed hook: how long another node's change
-// took to reach this one.
+// took to reach this one; and, when it may have moved a rollout, the
+// controller looks at once (on the node that drives them, this is how it
+// learns of a rollout started or moved on another node).
 func (a *App) followed(u store.Update) {
 	if a.fleet != nil && !u.Written.IsZero() {
 		a.fleet.propagation.Observe(max(0, time.Since(u.Written).Seconds()))
+	}
+	if a.rollouts != nil && touchesRollout(u) {
+		a.rollouts.Poke()
 	}
 }
 

@@ -3,30 +3,42 @@ package app
 import (
 	"log/slog"
 
-	"fronttier/internal/admin"
 	"fronttier/internal/config"
-	"fronttier/internal/metrics"
 	"fronttier/internal/rollout"
-	"fronttier/internal/state"
 )
 
-// newRollouts builds the rollout controller of a single node: its gates
-// read the node's own per-tag counts, its metrics go on the node's
-// registry, and [rollouts] webhook_url (as at start-up) gets its events.
-func newRollouts(cfg *config.Config, st *state.Store, m *metrics.Metrics, log *slog.Logger) *rollout.Controller {
-	o := rollout.Options{Store: st, Stats: m, Log: log, Reg: m.Registry()}
-	if cfg.Rollouts != nil {
-		o.WebhookURL = cfg.Rollouts.WebhookURL
+// newRollouts builds the rollout controller. On a single node its gates
+// read the node's own per-tag counts; in a fleet every node's controller
+// makes the operators' changes, and the gates (driven by the elected node
+// only, see fleetRollouts) read the fleet's counts. Its metrics go on the
+// node's registry; [rollouts] webhook_url gets its events (a reload takes
+// a new URL: see rolloutsReloaded).
+func (a *App) newRollouts(cfg *config.Config, log *slog.Logger) *rollout.Controller {
+	o := rollout.Options{Store: a.store, Stats: a.metrics, Log: log, Reg: a.metrics.Registry(), WebhookURL: webhookURL(cfg)}
+	var fr *fleetRollouts
+	if a.fleet != nil {
+		fr = a.fleet.newFleetRollouts(a.metrics)
+		o.Stats = fr.agg
 	}
-	return rollout.New(o)
-}
-
-// rolloutsAPI is c for the management API: nil (rollout changes answer
-// 404) when there is no controller, as in a fleet until one node is
-// elected to drive rollouts.
-func rolloutsAPI(c *rollout.Controller) admin.Rollouts {
-	if c == nil {
-		return nil
+	c := rollout.New(o)
+	if fr != nil {
+		fr.ctl = c
 	}
 	return c
+}
+
+// webhookURL is cfg's [rollouts] webhook_url, "" when unset.
+func webhookURL(cfg *config.Config) string {
+	if cfg.Rollouts == nil {
+		return ""
+	}
+	return cfg.Rollouts.WebhookURL
+}
+
+// rolloutsReloaded makes the controller post to the webhook of the
+// configuration reloaded.
+func (a *App) rolloutsReloaded(cfg *config.Config) {
+	if a.rollouts != nil {
+		a.rollouts.SetWebhookURL(webhookURL(cfg))
+	}
 }

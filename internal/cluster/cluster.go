@@ -151,6 +151,15 @@ func (m *Member) announce(ctx context.Context) error {
 	return nil
 }
 
+// Lease returns the node's current lease (0 while it has none): what else
+// the node writes to etcd that must go with it (its rollout stats) is
+// attached to it.
+func (m *Member) Lease() clientv3.LeaseID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lease
+}
+
 // withdraw revokes the lease: the node leaves the list at once.
 func (m *Member) withdraw() {
 	m.mu.Lock()

@@ -105,12 +105,18 @@ type rolloutLoad struct {
 }
 
 func startRolloutLoad(p *proxyProc, workers int) *rolloutLoad {
+	return startRolloutLoadWith(p, workers, nil)
+}
+
+// startRolloutLoadWith is startRolloutLoad with headers hdr on every
+// request.
+func startRolloutLoadWith(p *proxyProc, workers int, hdr http.Header) *rolloutLoad {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &rolloutLoad{cancel: cancel}
 	for range workers {
 		l.wg.Go(func() {
 			for ctx.Err() == nil {
-				resp, body, err := p.request(http.MethodGet, "app.test", "/", nil, nil)
+				resp, body, err := p.request(http.MethodGet, "app.test", "/", nil, hdr)
 				l.sent.Add(1)
 				switch {
 				case err != nil:

@@ -152,10 +152,12 @@ func (r *Rollout) validate(v *validator) {
 }
 
 // Rollouts is the [rollouts] section: this node's settings for the
-// rollouts it drives.
+// rollout transitions it makes (in a fleet, each node posts those it
+// makes: give every node the same settings).
 type Rollouts struct {
 	// WebhookURL, when set, receives each rollout transition as a JSON
-	// POST (best effort: a failure is logged, never retried).
+	// POST (best effort: a failure is logged, never retried). A reload
+	// (SIGHUP, the file's change) takes a new URL.
 	WebhookURL string `toml:"webhook_url,omitempty"`
 }
 

@@ -270,8 +270,8 @@ func (b *browser) backendRows() []pageBackend {
 }
 
 // act opens the dialog of action (switch, canary, rollout) on domain's
-// row, sets the form's fields (name: value; "" for none), screenshots it
-// and confirms it.
+// row, sets the form's fields (name: value; a radio button's value is
+// clicked), screenshots it and confirms it.
 func (b *browser) act(domain, action string, fields map[string]string) {
 	b.t.Helper()
 	row := fmt.Sprintf(`#domains tr[data-domain=%q]`, domain)
@@ -280,14 +280,28 @@ func (b *browser) act(domain, action string, fields map[string]string) {
 		chromedp.WaitVisible(chromedp.ID("dialog")),
 	)
 	for name, value := range fields {
-		b.do("set "+name, chromedp.SetValue(chromedp.CSS(fmt.Sprintf(`#dialog [name=%q]`, name)), value))
+		field := fmt.Sprintf(`#dialog [name=%q]`, name)
+		if eval[bool](b, fmt.Sprintf(`document.querySelector(%q).type === 'radio'`, field)) {
+			b.do("choose "+name+" "+value, chromedp.Click(chromedp.CSS(fmt.Sprintf(`%s[value=%q]`, field, value))))
+			continue
+		}
+		b.do("set "+name, chromedp.SetValue(chromedp.CSS(field), value))
 		b.do("tell the form", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
-			`document.querySelector('#dialog [name=%q]').dispatchEvent(new Event('change', {bubbles: true}))`, name)))
+			`document.querySelector(%q).dispatchEvent(new Event('change', {bubbles: true}))`, field)))
 	}
 	b.wait("the dialog's summary", `document.getElementById('dialog-summary').textContent !== ''`)
-	b.screenshot(action + "-dialog")
+	b.screenshot(action + "-dialog" + shotSuffix(fields))
 	b.do("confirm", chromedp.Click(chromedp.ID("dialog-confirm")))
 	b.wait("the dialog to close", `!document.getElementById('dialog').open`)
+}
+
+// shotSuffix names a dialog's screenshot after the radio choice op, when
+// set.
+func shotSuffix(fields map[string]string) string {
+	if op := fields["op"]; op != "" {
+		return "-" + op
+	}
+	return ""
 }
 
 // message waits for the message area to show and returns its text and

@@ -221,6 +221,55 @@ func TestDashboardSwitchAndCanary(t *testing.T) {
 	b.requireClean(false)
 }
 
+// TestDashboardRollout starts a rollout in the page, pauses and aborts it,
+// and checks the API and the row's progress follow.
+func TestDashboardRollout(t *testing.T) {
+	t.Parallel()
+	const host = "shop.example.com"
+	p, _ := canaryProxy(t, conf{ProxyExtra: fmt.Sprintf("management_api_token = %q\n", uiToken)}, host)
+	p.allHealthy(t, uiToken)
+
+	b := newBrowser(t)
+	b.open(p)
+	b.signIn(uiToken)
+	b.waitRows(1)
+
+	state := func() (r struct {
+		State   string  `json:"state"`
+		Percent float64 `json:"percent"`
+		ToTag   string  `json:"to_tag"`
+	}) {
+		t.Helper()
+		p.apiAs(t, uiToken, "/domains/"+host+"/rollout", &r)
+		return r
+	}
+	row := fmt.Sprintf(`document.querySelector('#domains tr[data-domain=%q] .c-rollout')`, host)
+	steps := []struct {
+		fields   map[string]string
+		said     string // in the message
+		state    string // the API's
+		rowShows string // in the row's rollout cell
+		progress bool   // the row has a progress bar
+	}{
+		{map[string]string{"to_tag": "b", "steps": "10, 100", "step_secs": "3600"}, "to b started", "running", "step 1 of 2, 10%", true},
+		{map[string]string{"op": "pause"}, "rollout of " + host + " paused", "paused", "step 1 of 2, 10%", true},
+		{map[string]string{"op": "abort"}, "rollout of " + host + " aborted", "aborted", "aborted", false},
+	}
+	for _, s := range steps {
+		b.act(host, "rollout", s.fields)
+		if text, kind := b.message(); kind != "ok" || !strings.Contains(text, s.said) {
+			t.Fatalf("rollout %v: the page says %q (%s)", s.fields, text, kind)
+		}
+		if r := state(); r.State != s.state || r.ToTag != "b" {
+			t.Fatalf("rollout %v: the API shows %+v, want state %s", s.fields, r, s.state)
+		}
+		b.wait("the row's rollout to show "+s.rowShows, fmt.Sprintf(`%s.textContent.includes(%q) && (%s.querySelector('progress') !== null) === %t`,
+			row, s.rowShows, row, s.progress))
+		b.screenshot("rollout-" + s.state)
+	}
+	b.requireClean(false)
+}
+
 // TestDashboardAuth checks a wrong token brings the API's 401 message to
 // the sign-in form, and that a viewer sees the data but its switch is
 // refused with the API's 403 message (the page does not know roles: the

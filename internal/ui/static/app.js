@@ -410,7 +410,8 @@
           const what = {pause: 'The rollout holds at its step.', resume: 'The rollout goes on from its step.',
             promote: 'All traffic goes to the new tag now; the rollout completes.',
             abort: 'All traffic goes back to the old tag; the rollout ends.'}[op];
-          return {summary: what, method: 'POST', path: p + '/' + op, done: 'rollout of ' + d.domain + ': ' + op};
+          const done = {pause: 'paused', resume: 'resumed', promote: 'promoted', abort: 'aborted'}[op];
+          return {summary: what, method: 'POST', path: p + '/' + op, done: 'rollout of ' + d.domain + ' ' + done};
         }
         const steps = String(v.get('steps')).split(',').map((s) => Number(s.trim()));
         if (!v.get('to_tag') || steps.some((n) => !isFinite(n))) return null;

@@ -186,6 +186,13 @@ type acmeEnv struct {
 // HTTP-01 can succeed) and starts the proxy.
 func startACME(t *testing.T, noTLSALPN bool) *acmeEnv {
 	t.Helper()
+	return startACMEWith(t, noTLSALPN, nil)
+}
+
+// startACMEWith is startACME with edit (when not nil) applied to the
+// proxy's configuration before it starts.
+func startACMEWith(t *testing.T, noTLSALPN bool, edit func(*tlsConf)) *acmeEnv {
+	t.Helper()
 	httpAddr, httpsAddr := freeAddr(t), freeAddr(t)
 	_, hp, _ := net.SplitHostPort(httpAddr)
 	_, sp, _ := net.SplitHostPort(httpsAddr)
@@ -197,7 +204,7 @@ func startACME(t *testing.T, noTLSALPN bool) *acmeEnv {
 	env := &acmeEnv{pb: startPebble(t, httpPort, tlsPort)}
 	env.roots = env.pb.issuingRoots(t)
 	le := startBackend(t, "le")
-	env.p = startTLSProxy(t, tlsConf{
+	c := tlsConf{
 		HTTPAddr:     httpAddr,
 		HTTPSAddr:    httpsAddr,
 		DirectoryURL: env.pb.DirectoryURL,
@@ -205,7 +212,11 @@ func startACME(t *testing.T, noTLSALPN bool) *acmeEnv {
 		CacheDir:     filepath.Join(t.TempDir(), "acme-cache"),
 		Hosts:        []tlsHost{{Domain: "le1.example.test", Tag: "le", LE: true}},
 		Backends:     []backendConf{be("le", le, "le")},
-	})
+	}
+	if edit != nil {
+		edit(&c)
+	}
+	env.p = startTLSProxy(t, c)
 	if env.p.HTTP != httpAddr || env.p.HTTPS != httpsAddr {
 		t.Fatalf("listeners on %s and %s, want %s and %s", env.p.HTTP, env.p.HTTPS, httpAddr, httpsAddr)
 	}

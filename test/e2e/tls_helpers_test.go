@@ -220,6 +220,8 @@ type tlsConf struct {
 	CacheDir    string // lets_encrypt.cache_dir; "" means beside the file
 	// ACME settings of [lets_encrypt], for the Pebble tests.
 	DirectoryURL, CARoot string
+	// KeyTypes is [lets_encrypt] key_types; nil leaves it out.
+	KeyTypes []string
 }
 
 // tlsHost is a virtual host; Cert and Key make a file source, LE a
@@ -229,6 +231,8 @@ type tlsHost struct {
 	Cert, Key   string
 	LE          bool
 	NoRedirect  bool // http_to_https = false
+	// Additional are further chains of a file source, {cert, key} each.
+	Additional [][2]string
 }
 
 func (c tlsConf) String() string {
@@ -252,6 +256,9 @@ shutdown_timeout_secs = 10
 	if c.DirectoryURL != "" {
 		fmt.Fprintf(&s, "directory_url = %q\nca_root = %q\n", c.DirectoryURL, c.CARoot)
 	}
+	if c.KeyTypes != nil {
+		fmt.Fprintf(&s, "key_types = [%s]\n", quoteAll(c.KeyTypes))
+	}
 	s.WriteString(`
 [logging]
 level = "info"
@@ -271,17 +278,30 @@ timeout_secs = 1
 		case h.LE:
 			s.WriteString("certificate_source = { type = \"lets_encrypt\" }\n")
 		case h.Cert != "":
-			fmt.Fprintf(&s, "certificate_source = { type = \"file\", cert_path = %q, key_path = %q }\n", h.Cert, h.Key)
+			more := ""
+			if len(h.Additional) > 0 {
+				chains := make([]string, len(h.Additional))
+				for i, a := range h.Additional {
+					chains[i] = fmt.Sprintf("{ cert_path = %q, key_path = %q }", a[0], a[1])
+				}
+				more = ", additional = [" + strings.Join(chains, ", ") + "]"
+			}
+			fmt.Fprintf(&s, "certificate_source = { type = \"file\", cert_path = %q, key_path = %q%s }\n", h.Cert, h.Key, more)
 		}
 	}
 	for _, b := range c.Backends {
-		tags := make([]string, len(b.Tags))
-		for i, t := range b.Tags {
-			tags[i] = strconv.Quote(t)
-		}
-		fmt.Fprintf(&s, "\n[[backends]]\nid = %q\naddress = %q\ntags = [%s]\n", b.ID, b.Addr, strings.Join(tags, ", "))
+		fmt.Fprintf(&s, "\n[[backends]]\nid = %q\naddress = %q\ntags = [%s]\n", b.ID, b.Addr, quoteAll(b.Tags))
 	}
 	return s.String()
+}
+
+// quoteAll quotes each of xs for a TOML array.
+func quoteAll(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = strconv.Quote(x)
+	}
+	return strings.Join(q, ", ")
 }
 
 // writeTLSConfig writes c to config.toml in a new temporary directory.
@@ -314,10 +334,13 @@ func startTLSProxy(t testing.TB, c tlsConf) *proxyProc {
 // offering ALPN protos, and returns the chain the server presented. It
 // does not verify it.
 func handshake(addr, name string, protos ...string) ([]*x509.Certificate, error) {
-	d := &tls.Dialer{
-		NetDialer: &net.Dialer{Timeout: 5 * time.Second},
-		Config:    &tls.Config{ServerName: name, InsecureSkipVerify: true, NextProtos: protos},
-	}
+	return handshakeWith(addr, &tls.Config{ServerName: name, InsecureSkipVerify: true, NextProtos: protos})
+}
+
+// handshakeWith opens a TLS connection to addr with the client
+// configuration cfg and returns the chain the server presented.
+func handshakeWith(addr string, cfg *tls.Config) ([]*x509.Certificate, error) {
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: cfg}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c, err := d.DialContext(ctx, "tcp", addr)
@@ -472,10 +495,9 @@ type sClient struct {
 	Verify string              // "Verify return code: ..." line, "" if none
 }
 
-// opensslSClient runs openssl s_client against addr with SNI name, showing
-// the certificates and verifying them against caFile (and name, when
-// verifyName), with stdin closed so that it exits after the handshake.
-func opensslSClient(t testing.TB, addr, name, caFile string, verifyName bool) sClient {
+// opensslBin returns the openssl binary's path; without one the test
+// skips, or fails under CI.
+func opensslBin(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("openssl")
 	if err != nil {
@@ -484,6 +506,15 @@ func opensslSClient(t testing.TB, addr, name, caFile string, verifyName bool) sC
 		}
 		t.Skip("openssl not found (apt-get install openssl)")
 	}
+	return bin
+}
+
+// opensslSClient runs openssl s_client against addr with SNI name, showing
+// the certificates and verifying them against caFile (and name, when
+// verifyName), with stdin closed so that it exits after the handshake.
+func opensslSClient(t testing.TB, addr, name, caFile string, verifyName bool) sClient {
+	t.Helper()
+	bin := opensslBin(t)
 	args := []string{"s_client", "-connect", addr, "-servername", name, "-showcerts",
 		"-CAfile", caFile, "-verify_return_error"}
 	if verifyName {
@@ -495,7 +526,7 @@ func opensslSClient(t testing.TB, addr, name, caFile string, verifyName bool) sC
 	cmd.Stdin = nil // /dev/null: s_client exits after the handshake
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
+	err := cmd.Run()
 	if ctx.Err() != nil {
 		t.Fatalf("openssl %s: timed out:\n%s", strings.Join(args, " "), out.String())
 	}

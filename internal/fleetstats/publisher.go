@@ -83,6 +83,10 @@ func (p *Publisher) Run(ctx context.Context) {
 	}
 }
 
+// putTimeout bounds one write: while etcd cannot be reached the next
+// interval tries again.
+const putTimeout = 5 * Interval
+
 // errNoLease: the node has no cluster lease yet to attach the value to.
 var errNoLease = errors.New("no cluster lease yet")
 
@@ -113,6 +117,8 @@ func (p *Publisher) Publish(ctx context.Context) error {
 	if bytes.Equal(data, p.last) && lease == p.lastLease {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, putTimeout)
+	defer cancel()
 	if _, err := p.o.Client.Put(ctx, p.key, string(data), clientv3.WithLease(lease)); err != nil {
 		return fmt.Errorf("put %s: %w", p.key, err)
 	}

@@ -70,11 +70,13 @@ func Run(ctx context.Context, o Options) {
 // term is one session: campaign, lead until the session or ctx ends,
 // resign. It returns nil when ctx ended.
 func term(ctx context.Context, o Options) error {
-	s, err := concurrency.NewSession(o.Client, concurrency.WithTTL(int((o.TTL+time.Second-1)/time.Second)))
+	// The session lives on ctx: while etcd cannot be reached, creating
+	// it waits, and a stop (ctx) ends the wait.
+	s, err := concurrency.NewSession(o.Client, concurrency.WithTTL(int((o.TTL+time.Second-1)/time.Second)), concurrency.WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("session: %w", err)
 	}
-	defer s.Close() // revokes the lease: our key goes at once
+	defer s.Close() // revokes the lease when etcd answers (after a stop, Resign has removed our key already)
 	// The term's context ends with ctx or with the session.
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()

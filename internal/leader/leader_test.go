@@ -103,3 +103,48 @@ func TestElection(t *testing.T) {
 		t.Fatalf("Current = %q, want edge-b", got)
 	}
 }
+
+// TestLeadershipLost: when the leader's session lease ends (etcd expired
+// it: the node was cut off or stalled), its Lead context ends, and it
+// campaigns again and leads anew.
+func TestLeadershipLost(t *testing.T) {
+	t.Parallel()
+	etcd := etcdtest.Start(t, 1)
+	cli := etcd.Client(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	const key = "/ft/elections/lost"
+	terms := make(chan context.Context, 4)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		leader.Run(ctx, leader.Options{Client: cli, Key: key, Name: "edge-a", Retry: 10 * time.Millisecond,
+			Lead: func(lctx context.Context) { terms <- lctx; <-lctx.Done() }})
+	}()
+	defer func() { cancel(); <-done }()
+	next := func(what string) context.Context {
+		t.Helper()
+		select {
+		case lctx := <-terms:
+			return lctx
+		case <-time.After(20 * time.Second):
+			t.Fatalf("timed out waiting for %s", what)
+			return nil
+		}
+	}
+	first := next("the first term")
+	resp, err := cli.Get(ctx, key+"/", clientv3.WithPrefix())
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("election keys: %v %+v", err, resp)
+	}
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-first.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the term did not end when its lease did")
+	}
+	if second := next("a second term"); second.Err() != nil {
+		t.Fatal("the second term's context is done already")
+	}
+}

@@ -165,41 +165,54 @@ func TestFleetRolloutGateCountsEveryNode(t *testing.T) {
 	}
 }
 
-// TestFleetRolloutFailover: the leader stops in the middle of a rollout;
-// another node is elected (GET /api/v1/cluster names it), restarts the
-// step's window and drives the rollout to completion.
+// TestFleetRolloutFailover: the leader stops in the middle of a rollout,
+// cleanly (it resigns) or killed (its election lease expires); another
+// node is elected (GET /api/v1/cluster names it), restarts the step's
+// window and drives the rollout to completion.
 func TestFleetRolloutFailover(t *testing.T) {
 	t.Parallel()
-	f := startRolloutFleet(t, 3)
-	lead := f.leader(t, f.nodes[0])
-	var rest []*proxyProc
-	for i, p := range f.nodes {
-		if i != lead {
-			rest = append(rest, p)
-		}
-	}
-	// No traffic yet: the rollout waits at its first step.
-	startRollout(t, rest[0], 10)
-	waitRollout(t, rest[0], func(r rolloutObj) bool { return strings.Contains(r.Reason, "extended") })
-	old := f.nodes[lead]
-	old.signal(t, syscall.SIGTERM)
-	if code := old.wait(t, waitTimeout); code != 0 {
-		t.Fatalf("the leader exited %d", code)
-	}
-	next := f.leader(t, rest[0], lead)
-	if r := getRollout(t, rest[0]); r.State != "running" {
-		t.Fatalf("rollout after the leader stopped: %+v, want running", r)
-	}
-	f.nodes[next].waitLog(t, msgIs("Rollout step window restarted"), "the new leader restarting the step's window")
-	var loads []*rolloutLoad
-	for _, p := range rest {
-		loads = append(loads, startRolloutLoad(p, 2))
-	}
-	r := waitRollout(t, rest[0], final)
-	for _, l := range loads {
-		l.stop(t)
-	}
-	if r.State != "completed" {
-		t.Fatalf("rollout after failover = %+v, want completed", r)
+	for _, tt := range []struct {
+		name string
+		stop func(t *testing.T, p *proxyProc)
+	}{
+		{"stopped", func(t *testing.T, p *proxyProc) {
+			p.signal(t, syscall.SIGTERM)
+			if code := p.wait(t, waitTimeout); code != 0 {
+				t.Fatalf("the leader exited %d", code)
+			}
+		}},
+		{"killed", func(t *testing.T, p *proxyProc) { p.kill() }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := startRolloutFleet(t, 3)
+			lead := f.leader(t, f.nodes[0])
+			var rest []*proxyProc
+			for i, p := range f.nodes {
+				if i != lead {
+					rest = append(rest, p)
+				}
+			}
+			// No traffic yet: the rollout waits at its first step.
+			startRollout(t, rest[0], 10)
+			waitRollout(t, rest[0], func(r rolloutObj) bool { return strings.Contains(r.Reason, "extended") })
+			tt.stop(t, f.nodes[lead])
+			next := f.leader(t, rest[0], lead)
+			if r := getRollout(t, rest[0]); r.State != "running" {
+				t.Fatalf("rollout after the leader stopped: %+v, want running", r)
+			}
+			f.nodes[next].waitLog(t, msgIs("Rollout step window restarted"), "the new leader restarting the step's window")
+			var loads []*rolloutLoad
+			for _, p := range rest {
+				loads = append(loads, startRolloutLoad(p, 2))
+			}
+			r := waitRollout(t, rest[0], final)
+			for _, l := range loads {
+				l.stop(t)
+			}
+			if r.State != "completed" {
+				t.Fatalf("rollout after failover = %+v, want completed", r)
+			}
+		})
 	}
 }

@@ -72,7 +72,14 @@
 //
 // # Orders
 //
-// Every order uses a new P-256 key. Options.Profile names the certificate
+// Every order uses a new key: ECDSA P-256 by default. Options.KeyTypes
+// can ask for RSA 2048 too (or instead): each domain then has one
+// certificate per key type (a unit, see unitKey), each ordered, cached and
+// renewed on its own schedule, and reported to the Installer with its key
+// type; a TLS server serves ECDSA to every client that supports it and RSA
+// to the others (internal/certs). The units of one name order one at a
+// time (and in a fleet under the name's one order lock), since the CA's
+// TLS-ALPN-01 handshake names the domain, not the order. Options.Profile names the certificate
 // profile to order (draft-ietf-acme-profiles) when the CA's directory offers
 // it, else the CA's default is ordered and a warning logged once. When the
 // CA offers alternate chains (RFC 8555 §7.4.2 "alternate" links),
@@ -96,6 +103,8 @@
 //	certificates/<ca>/<domain>/<domain>.crt            served chain, leaf first (PEM)
 //	certificates/<ca>/<domain>/<domain>.key            private key (PKCS #8 PEM)
 //	certificates/<ca>/<domain>/<domain>.json           metadata: serial, expiry, order URL, ARI window
+//	certificates/<ca>/<domain>/<domain>+rsa.crt        the same three for the RSA certificate, with
+//	                                                   Options.KeyTypes including "rsa"
 //
 // The email is lower-cased. Files are written atomically with mode 0600;
 // directories are created 0700, on the first write (a proxy without ACME
@@ -116,11 +125,13 @@
 //
 //	{prefix}/acme/accounts/<ca>/<email or "default">  {"account": {...}, "key": "<PKCS #8 PEM>"}
 //	{prefix}/acme/certificates/<ca>/<domain>           {"chain": "<PEM>", "key": "<PKCS #8 PEM>", "meta": {...}}
-//	{prefix}/acme/attempts/<ca>/<domain>               the fleet's failed attempts since the last certificate:
+//	{prefix}/acme/certificates/<ca>/<domain>+rsa       the same for the RSA certificate
+//	{prefix}/acme/attempts/<ca>/<domain>[+rsa]         the fleet's failed attempts since the last certificate:
 //	                                                   {"failures", "retry_at", "node", "error"}
 //	{prefix}/acme/challenges/http-01/<token>           key authorization, under the presenting node's lease
 //	{prefix}/acme/challenges/tls-alpn-01/<domain>      key authorization, under the presenting node's lease
-//	{prefix}/locks/acme/<domain>/<lease>               the domain's order lock (an etcd mutex)
+//	{prefix}/locks/acme/<domain>/<lease>               the domain's order lock (an etcd mutex), for
+//	                                                   every key type
 //
 // etcd then holds the account key and every certificate's private key,
 // in clear: protect it as a key store. Use TLS to etcd with client

@@ -414,7 +414,7 @@ func (m *Manager) loadUsable(d *domain) (*certificate, error) {
 		return nil, err
 	}
 	if kt := c.keyType(); kt != d.keyType {
-		return nil, fmt.Errorf("cached certificate for %s has a %s key, not %s", d.name, kt, d.keyType)
+		return nil, fmt.Errorf("cached certificate for %s has an %s key, not %s", d.name, kt, d.keyType)
 	}
 	return c, nil
 }

@@ -116,8 +116,9 @@ func term(ctx context.Context, o Options) error {
 	return errLost
 }
 
-// errLost: the session ended while this node led.
-var errLost = errors.New("the leadership was lost (session lease expired)")
+// errLost: the term ended while this node was to go on leading: its
+// session's lease expired, or Lead gave up.
+var errLost = errors.New("the leadership ended (the session's lease expired, or the job gave it up)")
 
 // Current returns the name of key's leader, "" when there is none.
 func Current(ctx context.Context, c *clientv3.Client, key string) (string, error) {

@@ -86,10 +86,10 @@ type Controller struct {
 	o     Options
 	log   *slog.Logger
 	clock clock.Clock
-	poke  chan struct{} // buffered 1: look again now
-	hooks chan hook     // webhook posts, sent by Notify
-	url   atomic.Pointer[string]
-	m     *collectors // nil without a registry
+	poke  chan struct{}          // buffered 1: look again now
+	hooks chan hook              // webhook posts, sent by Notify
+	url   atomic.Pointer[string] // the webhook's URL in force; "" for none
+	m     *collectors            // nil without a registry
 
 	mu      sync.Mutex
 	windows map[string]window    // guarded by mu: by domain, the running step's window
@@ -104,7 +104,7 @@ type window struct {
 	canary, base metrics.TagStats
 }
 
-// New returns a controller; Run drives it.
+// New returns a controller; Run (or Drive and Notify) drives it.
 func New(o Options) *Controller {
 	c := &Controller{o: o, log: o.Log, clock: o.Clock, poke: make(chan struct{}, 1), hooks: make(chan hook, 64),
 		windows: map[string]window{}, retry: map[string]time.Time{}}
@@ -169,8 +169,8 @@ func (c *Controller) Forget() {
 	clear(c.windows)
 }
 
-// Poke makes Run look at the rollouts again now (after a change made
-// elsewhere).
+// Poke makes Drive look at the rollouts again now (after a change made
+// elsewhere); without a Drive running, the next one looks at once.
 func (c *Controller) Poke() {
 	select {
 	case c.poke <- struct{}{}:

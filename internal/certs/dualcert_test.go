@@ -384,3 +384,45 @@ func TestDualChainACME(t *testing.T) {
 		t.Errorf("served %s", got)
 	}
 }
+
+// BenchmarkGetCertificateDual is the handshake's certificate choice for a
+// host with an ECDSA and an RSA chain, for a TLS 1.3 client (ECDSA, the
+// first chain, fits), a TLS 1.2 RSA-only client (the second fits), and,
+// for comparison, the same TLS 1.3 client on a host with one chain.
+func BenchmarkGetCertificateDual(b *testing.B) {
+	root := newRoot(b)
+	dir := b.TempDir()
+	m := New(Options{})
+	ec := writePair(b, dir, "ec", "dual.test", root.leaf(b, leafOpts{names: []string{"dual.test"}}))
+	rs := writePair(b, dir, "rsa", "dual.test", root.leaf(b, leafOpts{names: []string{"dual.test"}, rsa: true}))
+	single := writePair(b, dir, "single", "single.test", root.leaf(b, leafOpts{names: []string{"single.test"}}))
+	m.Sync([]Host{with(ec, rs), single})
+	tls13 := func(name string) *tls.ClientHelloInfo {
+		return &tls.ClientHelloInfo{ServerName: name, SupportedVersions: []uint16{tls.VersionTLS13, tls.VersionTLS12},
+			SignatureSchemes: []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256, tls.PSSWithSHA256, tls.PKCS1WithSHA256},
+			SupportedCurves:  []tls.CurveID{tls.X25519, tls.CurveP256}, SupportedPoints: []uint8{0}}
+	}
+	rsa12 := &tls.ClientHelloInfo{ServerName: "dual.test", SupportedVersions: []uint16{tls.VersionTLS12},
+		CipherSuites:     []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256},
+		SignatureSchemes: []tls.SignatureScheme{tls.PSSWithSHA256, tls.PKCS1WithSHA256},
+		SupportedCurves:  []tls.CurveID{tls.X25519}, SupportedPoints: []uint8{0}}
+	for _, bc := range []struct {
+		name  string
+		hello *tls.ClientHelloInfo
+		want  string
+	}{
+		{"one chain", tls13("single.test"), KeyECDSA},
+		{"two chains, TLS 1.3 gets ECDSA", tls13("dual.test"), KeyECDSA},
+		{"two chains, TLS 1.2 RSA-only gets RSA", rsa12, KeyRSA},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c, err := m.GetCertificate(bc.hello)
+				if err != nil || KeyType(c.Leaf.PublicKey) != bc.want {
+					b.Fatalf("got %v, %v", c, err)
+				}
+			}
+		})
+	}
+}

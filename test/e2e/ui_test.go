@@ -166,6 +166,18 @@ func TestDashboardShowsAPI(t *testing.T) {
 		return false
 	}, "a request rate and a p99 for shop.example.com")
 	b.screenshot("dashboard")
+
+	// Hidden, the tab stops reading; shown again, it reads at once.
+	setHidden := func(hidden bool) {
+		b.do("hide or show the tab", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
+			`Object.defineProperty(document, 'hidden', {value: %t, configurable: true}); document.dispatchEvent(new Event('visibilitychange'))`, hidden)))
+	}
+	const reads = `performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/api/v1/domains')).length`
+	setHidden(true)
+	b.wait("the status to say paused", `document.getElementById('status').textContent === 'paused while the tab is hidden'`)
+	n := eval[int](b, reads)
+	setHidden(false)
+	b.wait("a read when the tab shows again", fmt.Sprintf(`%s > %d && document.getElementById('status').textContent.startsWith('updated')`, reads, n))
 	b.requireClean(false)
 }
 

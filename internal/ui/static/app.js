@@ -113,14 +113,24 @@
     S.timer = 0;
   }
 
+  // schedule sets the next read, or, while the tab is hidden, says that
+  // reading is paused (once no read is in flight: visibilitychange reads
+  // again when the tab shows).
   function schedule() {
-    if (S.running && !document.hidden && !S.timer) S.timer = setTimeout(poll, POLL_MS);
+    if (!S.running || S.timer) return;
+    if (document.hidden) {
+      $('status').className = '';
+      $('status').textContent = 'paused while the tab is hidden';
+      return;
+    }
+    S.timer = setTimeout(poll, POLL_MS);
   }
 
   document.addEventListener('visibilitychange', () => {
     if (document.hidden) {
       clearTimeout(S.timer);
       S.timer = 0;
+      if (!S.polling) schedule();
     } else if (S.running) {
       poll();
     }

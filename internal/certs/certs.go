@@ -1,7 +1,9 @@
 // Package certs serves fronttier's TLS certificates: it loads file
-// certificates (with their full chains), picks one per handshake by SNI,
-// reloads files when they change on disk, accepts certificates pushed in by
-// the ACME side, and reports expiry to the management API and Prometheus.
+// certificates (with their full chains), picks one per handshake by SNI
+// and, for a domain with chains of several key types (ECDSA and RSA), the
+// first the client supports, reloads files when they change on disk,
+// accepts certificates pushed in by the ACME side, and reports expiry to
+// the management API and Prometheus.
 //
 // The handshake path reads one immutable snapshot (the SNI index) through an
 // atomic pointer and takes no lock. Every change (Sync, a reload, Put,

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/tls"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -36,16 +36,20 @@ type conn struct {
 	// only with MaxConns, for reclaimIdle to close the oldest first.
 	idleSince atomic.Int64
 
-	br      *bufio.Reader
-	bw      *bufio.Writer
-	head    []byte       // the request head being parsed, reused
-	fields  fields       // the request's header fields, reused
-	bigHead bool         // the last head was large: drop fields before the next
-	w       response     // reused for every request
-	ctx     connCtx      // every request's context
-	tmpl    http.Request // copied into each request: context, addresses, TLS
-	body    *body        // the current request's body, or nil
-	werr    error        // a write to the client failed
+	// connBufs holds the connection's buffers, from the server's pool;
+	// nil while it waits for a request with nothing buffered (idle.go).
+	*connBufs
+	held       atomic.Bool        // connBufs is set, for tests to read without a race
+	rc         syscall.RawConn    // raw's socket, to wait on without a buffer; nil: none
+	readableFn func(uintptr) bool // c.readable, for rc.Read
+	woke       bool               // readable was called before, in this wait
+	peek       [1]byte            // readable's peek
+	bigHead    bool               // the last head was large: drop fields before the next
+	w          response           // reused for every request
+	ctx        connCtx            // every request's context
+	tmpl       http.Request       // copied into each request: context, addresses, TLS
+	body       *body              // the current request's body, or nil
+	werr       error              // a write to the client failed
 
 	continueMu  sync.Mutex   // orders "100 Continue" against the answer
 	rdl, wdl    atomic.Int64 // read and write deadlines set, unix ns; 0 = none
@@ -60,7 +64,10 @@ func (s *Server) newConn(raw net.Conn) *conn {
 		c.rwc = tls.Server(raw, s.o.TLS)
 	}
 	c.ctx = connCtx{c: c, done: make(chan struct{})}
-	c.w = response{c: c, header: make(http.Header)}
+	c.w = response{c: c}
+	if c.rc = rawConn(raw); c.rc != nil {
+		c.readableFn = c.readable
+	}
 	return c
 }
 
@@ -81,7 +88,6 @@ func (c *conn) serve() {
 	}
 	c.tmpl.RemoteAddr = c.raw.RemoteAddr().String()
 	c.tmpl = *c.tmpl.WithContext(&c.ctx)
-	c.br, c.bw = s.bufs.get(c.rwc)
 	first := true
 	for {
 		if !c.await(first) {
@@ -98,6 +104,7 @@ func (c *conn) serve() {
 			linger = lingerAfter
 			return
 		}
+		c.clean()
 	}
 }
 
@@ -165,16 +172,16 @@ func (c *conn) await(first bool) bool {
 		}
 	}
 	armed := false // the header deadline is already running
-	if c.br.Buffered() == 0 {
+	if c.connBufs == nil || c.br.Buffered() == 0 {
 		wait := s.o.ReadHeaderTimeout
 		if !first && s.o.IdleTimeout > 0 {
 			wait = s.o.IdleTimeout
 		}
-		c.armRead(wait)
-		armed = wait == s.o.ReadHeaderTimeout
-		if _, err := c.br.Peek(1); err != nil {
+		ok, waited := c.waitRequest(wait)
+		if !ok {
 			return false
 		}
+		armed = waited && wait == s.o.ReadHeaderTimeout
 	}
 	if !c.state.CompareAndSwap(from, stateActive) {
 		return false // Shutdown closed it meanwhile
@@ -259,6 +266,19 @@ func (c *conn) readRequest() (*http.Request, parsed, error) {
 		c.continued.Store(false)
 	}
 	return req, p, nil
+}
+
+// clean drops what the exchange that just ended still points to (the
+// request, its field values, the answer's header values, which may hold a
+// backend's whole answer head), so that none of it stays alive while the
+// connection waits for its next request (holding its buffers, if the next
+// request is already buffered).
+func (c *conn) clean() {
+	c.body = nil
+	clear(c.w.header)
+	c.w = response{c: c, header: c.w.header}
+	clear(c.fields.h)
+	clear(c.fields.vals)
 }
 
 // maxKeptHead is the largest head buffer kept for the next request.
@@ -402,7 +422,7 @@ const (
 // unread input makes the kernel send a reset, which can destroy an answer
 // (413, 431, 400) before the client reads it.
 func (c *conn) close(linger bool) {
-	if c.bw != nil {
+	if c.connBufs != nil {
 		c.bw.Flush()
 	}
 	if cw, ok := c.raw.(interface{ CloseWrite() error }); ok && linger {
@@ -417,8 +437,5 @@ func (c *conn) close(linger bool) {
 	c.ctx.cancel()
 	c.s.forget(c)
 	c.s.hook(c.rwc, http.StateClosed)
-	if c.br != nil {
-		c.s.bufs.put(c.br, c.bw)
-		c.br, c.bw = nil, nil
-	}
+	c.putBufs()
 }

@@ -26,7 +26,7 @@ func FuzzParseRequest(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, head string) {
-		c := &conn{br: bufio.NewReader(strings.NewReader(head))}
+		c := &conn{connBufs: &connBufs{br: bufio.NewReader(strings.NewReader(head))}}
 		raw, err := c.readHead(1 << 16)
 		if err != nil {
 			return

@@ -85,11 +85,6 @@ func closed(c net.Conn, br *bufio.Reader) bool {
 	return err == io.EOF || (err != nil && !isTimeout(err))
 }
 
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
-}
-
 // echo answers with the request's method, target, Host and body.
 var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	b, err := io.ReadAll(r.Body)

@@ -361,31 +361,47 @@ func (s *Server) logf(format string, args ...any) {
 	}
 }
 
-// bufPool recycles connection buffers between connections.
-type bufPool struct{ r, w sync.Pool }
+// connBufs is what a connection uses only while it reads a request or
+// answers one: its read and write buffers, the head buffer, the request's
+// field storage and the answer's header map. A connection takes one from
+// the server's pool when a request's first bytes arrive and gives it back,
+// emptied, when it waits for its next request with nothing buffered
+// (idle.go) or closes: idle connections hold none, busy ones share them
+// without allocating. What a handler was given of it (the request's
+// Header, the ResponseWriter's Header) is another connection's once the
+// handler has returned, as net/http's contract says it may be.
+type connBufs struct {
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	head   []byte // the request head being parsed
+	fields fields // the request's header fields
+	header http.Header
+}
+
+// bufPool recycles connBufs between connections.
+type bufPool struct{ p sync.Pool }
 
 // bufSize is the size of each connection's read and write buffers.
 const bufSize = 4 << 10
 
-func (p *bufPool) get(c io.ReadWriter) (*bufio.Reader, *bufio.Writer) {
-	br, _ := p.r.Get().(*bufio.Reader)
-	if br == nil {
-		br = bufio.NewReaderSize(c, bufSize)
-	} else {
-		br.Reset(c)
+// get returns a connBufs reading from and writing to c.
+func (p *bufPool) get(c io.ReadWriter) *connBufs {
+	b, _ := p.p.Get().(*connBufs)
+	if b == nil {
+		return &connBufs{br: bufio.NewReaderSize(c, bufSize), bw: bufio.NewWriterSize(c, bufSize), header: make(http.Header)}
 	}
-	bw, _ := p.w.Get().(*bufio.Writer)
-	if bw == nil {
-		bw = bufio.NewWriterSize(c, bufSize)
-	} else {
-		bw.Reset(c)
-	}
-	return br, bw
+	b.br.Reset(c)
+	b.bw.Reset(c)
+	return b
 }
 
-func (p *bufPool) put(br *bufio.Reader, bw *bufio.Writer) {
-	br.Reset(nil)
-	bw.Reset(nil)
-	p.r.Put(br)
-	p.w.Put(bw)
+// put empties b and keeps it for another connection.
+func (p *bufPool) put(b *connBufs) {
+	b.br.Reset(nil)
+	b.bw.Reset(nil)
+	b.head = b.head[:0]
+	clear(b.fields.h)
+	clear(b.fields.vals)
+	clear(b.header)
+	p.p.Put(b)
 }

@@ -2,6 +2,8 @@ package fleetstats_test
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 
 	"fronttier/internal/fleetstats"
 	"fronttier/internal/metrics"
+	"fronttier/internal/testutil"
 	"fronttier/internal/testutil/etcdtest"
 )
 
@@ -146,4 +149,57 @@ func TestPublishAndAggregate(t *testing.T) {
 	s2.set("b", 30)
 	n2.publish(t)
 	waitTotal("after edge-2 came back", 190)
+}
+
+// TestFollowAfterCompaction: a watch from a revision etcd compacted away
+// fails; the aggregator reads everything again and goes on, counting
+// nothing twice.
+func TestFollowAfterCompaction(t *testing.T) {
+	t.Parallel()
+	etcd := etcdtest.Start(t, 1)
+	cli := etcd.Client(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	src := &source{}
+	n := newNode(t, cli, "edge-1", src)
+	n.publish(t)
+	log := &testutil.SyncBuffer{}
+	agg := fleetstats.NewAggregator(cli, "/ft", slog.New(slog.NewTextHandler(log, nil)))
+	rev, err := agg.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.set("b", 40)
+	n.publish(t)
+	src.set("b", 70)
+	n.publish(t)
+	resp, err := cli.Get(ctx, "/ft/stats/edge-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx, resp.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); agg.Follow(ctx, rev) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(20 * time.Second)
+	for agg.Stats("x.test")["b"].Requests != 70 {
+		if time.Now().After(deadline) {
+			t.Fatalf("fleet total %+v after compaction, want 70 requests", agg.Stats("x.test")["b"])
+		}
+		time.Sleep(5 * time.Millisecond) // polling, bounded
+	}
+	if !strings.Contains(log.String(), "watch failed; reading again") {
+		t.Errorf("the watch did not fail on the compacted revision; log:\n%s", log.String())
+	}
+	src.set("b", 75)
+	n.publish(t)
+	deadline = time.Now().Add(20 * time.Second)
+	for agg.Stats("x.test")["b"].Requests != 75 {
+		if time.Now().After(deadline) {
+			t.Fatalf("fleet total %+v, want 75 requests", agg.Stats("x.test")["b"])
+		}
+		time.Sleep(5 * time.Millisecond) // polling, bounded
+	}
 }

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,6 +19,86 @@ import (
 
 	"fronttier/internal/testutil"
 )
+
+// uiToken is the admin token of the dashboard tests' proxies.
+const uiToken = "ui-e2e-admin-token"
+
+// withToken adds management_api_token = token to a configuration file's
+// [proxy] section.
+func withToken(doc, token string) string {
+	const anchor = "shutdown_timeout_secs = 10\n"
+	if !strings.Contains(doc, anchor) {
+		panic("withToken: no [proxy] anchor in the configuration")
+	}
+	return strings.Replace(doc, anchor, anchor+fmt.Sprintf("management_api_token = %q\n", token), 1)
+}
+
+// apiAs sends GET path with token and decodes the answer into out,
+// requiring 200.
+func (p *proxyProc) apiAs(t testing.TB, token, path string, out any) {
+	t.Helper()
+	code, body := p.asUser(t, token, http.MethodGet, path, "")
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, code, body)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		t.Fatalf("GET %s: %v: %s", path, err, body)
+	}
+}
+
+// apiError returns the error message of the API's answer to a request.
+func (p *proxyProc) apiError(t testing.TB, token, method, path, body string, want int) string {
+	t.Helper()
+	code, data := p.asUser(t, token, method, path, body)
+	var e struct{ Error string }
+	if code != want || json.Unmarshal(data, &e) != nil || e.Error == "" {
+		t.Fatalf("%s %s: %d %s, want %d with an error message", method, path, code, data, want)
+	}
+	return e.Error
+}
+
+// allHealthy waits until the API reports every backend healthy.
+func (p *proxyProc) allHealthy(t testing.TB, token string) {
+	t.Helper()
+	eventually(t, waitTimeout, func() bool {
+		var bs []backendObj
+		p.apiAs(t, token, "/backends", &bs)
+		for _, b := range bs {
+			if b.Health != "healthy" {
+				return false
+			}
+		}
+		return true
+	}, "every backend healthy")
+}
+
+// signedInCanary starts canaryProxy for host with the token uiToken,
+// waits for its backends to be healthy, and signs in to its dashboard.
+func signedInCanary(t *testing.T, host string) (*proxyProc, *browser) {
+	t.Helper()
+	p, _ := canaryProxy(t, conf{ProxyExtra: fmt.Sprintf("management_api_token = %q\n", uiToken)}, host)
+	p.allHealthy(t, uiToken)
+	b := newBrowser(t)
+	b.open(p)
+	b.signIn(uiToken)
+	b.waitRows(1)
+	return p, b
+}
+
+// thousandDomains returns a configuration of n domains
+// site-0000.example.com... on tag a, without a token (the page then asks
+// for none), and the names.
+func thousandDomains(t testing.TB, n int) (conf, []string) {
+	t.Helper()
+	a1 := startBackend(t, "a1")
+	c := conf{Backends: []backendConf{be("a1", a1, "a")}}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("site-%04d.example.com", i)
+		c.Domains = append(c.Domains, domainConf{names[i], "a"})
+	}
+	return c, names
+}
 
 // browserTimeout bounds one browser step (a wait for the page included):
 // a ceiling for a loaded machine, not a delay.

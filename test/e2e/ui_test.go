@@ -3,7 +3,6 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -19,57 +18,6 @@ import (
 // The dashboard's tests drive the real page (/ui/ on the management
 // listener) in a real headless Chromium against a real fronttier, and save
 // screenshots of what they saw (see screenshotDir).
-
-const uiToken = "ui-e2e-admin-token"
-
-// withToken adds management_api_token = token to a configuration file's
-// [proxy] section.
-func withToken(doc, token string) string {
-	const anchor = "shutdown_timeout_secs = 10\n"
-	if !strings.Contains(doc, anchor) {
-		panic("withToken: no [proxy] anchor in the configuration")
-	}
-	return strings.Replace(doc, anchor, anchor+fmt.Sprintf("management_api_token = %q\n", token), 1)
-}
-
-// apiAs sends GET path with token and decodes the answer into out,
-// requiring 200.
-func (p *proxyProc) apiAs(t testing.TB, token, path string, out any) {
-	t.Helper()
-	code, body := p.asUser(t, token, http.MethodGet, path, "")
-	if code != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", path, code, body)
-	}
-	if err := json.Unmarshal(body, out); err != nil {
-		t.Fatalf("GET %s: %v: %s", path, err, body)
-	}
-}
-
-// apiError returns the error message of the API's answer to a request.
-func (p *proxyProc) apiError(t testing.TB, token, method, path, body string, want int) string {
-	t.Helper()
-	code, data := p.asUser(t, token, method, path, body)
-	var e struct{ Error string }
-	if code != want || json.Unmarshal(data, &e) != nil || e.Error == "" {
-		t.Fatalf("%s %s: %d %s, want %d with an error message", method, path, code, data, want)
-	}
-	return e.Error
-}
-
-// allHealthy waits until the API reports every backend healthy.
-func (p *proxyProc) allHealthy(t testing.TB, token string) {
-	t.Helper()
-	eventually(t, waitTimeout, func() bool {
-		var bs []backendObj
-		p.apiAs(t, token, "/backends", &bs)
-		for _, b := range bs {
-			if b.Health != "healthy" {
-				return false
-			}
-		}
-		return true
-	}, "every backend healthy")
-}
 
 // TestDashboardShowsAPI signs in with the token and checks the page shows
 // what the API says (domains with their tag, canary and certificate days;
@@ -187,13 +135,7 @@ func TestDashboardShowsAPI(t *testing.T) {
 func TestDashboardSwitchAndCanary(t *testing.T) {
 	t.Parallel()
 	const host = "shop.example.com"
-	p, _ := canaryProxy(t, conf{ProxyExtra: fmt.Sprintf("management_api_token = %q\n", uiToken)}, host)
-	p.allHealthy(t, uiToken)
-
-	b := newBrowser(t)
-	b.open(p)
-	b.signIn(uiToken)
-	b.waitRows(1)
+	p, b := signedInCanary(t, host)
 	b.screenshot("before")
 
 	b.act(host, "switch", map[string]string{"tag": "b"})
@@ -238,13 +180,7 @@ func TestDashboardSwitchAndCanary(t *testing.T) {
 func TestDashboardRollout(t *testing.T) {
 	t.Parallel()
 	const host = "shop.example.com"
-	p, _ := canaryProxy(t, conf{ProxyExtra: fmt.Sprintf("management_api_token = %q\n", uiToken)}, host)
-	p.allHealthy(t, uiToken)
-
-	b := newBrowser(t)
-	b.open(p)
-	b.signIn(uiToken)
-	b.waitRows(1)
+	p, b := signedInCanary(t, host)
 
 	state := func() (r struct {
 		State   string  `json:"state"`
@@ -331,21 +267,6 @@ func TestDashboardAuth(t *testing.T) {
 		t.Error("after signing out the tab still keeps the token")
 	}
 	b.requireClean(true) // the 401 and the 403 were asked for
-}
-
-// thousandDomains returns a configuration of n domains
-// site-0000.example.com... on tag a, without a token (the page then asks
-// for none), and the names.
-func thousandDomains(t testing.TB, n int) (conf, []string) {
-	t.Helper()
-	a1 := startBackend(t, "a1")
-	c := conf{Backends: []backendConf{be("a1", a1, "a")}}
-	names := make([]string, n)
-	for i := range names {
-		names[i] = fmt.Sprintf("site-%04d.example.com", i)
-		c.Domains = append(c.Domains, domainConf{names[i], "a"})
-	}
-	return c, names
 }
 
 // TestDashboardThousandDomains checks the page renders all of 1,000

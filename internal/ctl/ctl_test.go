@@ -24,7 +24,7 @@ const (
 	backendJSONs = `{"id":"web-v3","address":"10.0.0.13:3000","tags":["green","blue"],"healthy":true,"health":"unknown","last_check_at":null,"last_error":"","consecutive_failures":0,"active_requests":0}`
 	certsJSON    = `[{"domain":"example.com","expires_at":"2025-04-15T12:00:00Z","days_until_expiration":89,"source":"file","status":"valid"},` +
 		`{"domain":"shop.example.com","expires_at":null,"days_until_expiration":null,"source":"lets_encrypt","status":"pending"}]`
-	clusterJSON = `{"store":"etcd","revision":42,"nodes":[{"name":"edge-1","api_addr":"10.0.0.1:9090","version":"v1.2.3","revision":42,"started_at":"2026-12-03T17:00:00Z","last_seen":"2026-12-03T17:59:57Z"}]}`
+	clusterJSON = `{"store":"etcd","revision":42,"nodes":[{"name":"edge-1","api_addr":"10.0.0.1:9090","version":"v1.2.3","revision":42,"started_at":"2026-12-03T17:00:00Z","last_seen":"2026-12-03T17:59:57Z"}],"rollout_leader":"edge-1"}`
 )
 
 func rolloutJSONState(state string, step int, pct float64) string {
@@ -176,7 +176,7 @@ func TestCommands(t *testing.T) {
 		{[]string{"certs", "ls"}, "GET", "/api/v1/certificates", "", "", []string{"DAYS LEFT", "example.com", "valid", "89", "2025-04-15", "lets_encrypt", "pending"}},
 		{[]string{"certs", "reload", "example.com"}, "POST", "/api/v1/certificates/example.com/reload", "", "", []string{"certificate reloaded"}},
 		{[]string{"certs", "renew", "shop.example.com"}, "POST", "/api/v1/certificates/shop.example.com/renew", "", "", []string{"under way", "renewing"}},
-		{[]string{"cluster"}, "GET", "/api/v1/cluster", "", "", []string{"store: etcd, revision 42", "NODE", "edge-1", "10.0.0.1:9090", "3s ago"}},
+		{[]string{"cluster"}, "GET", "/api/v1/cluster", "", "", []string{"store: etcd, revision 42", "rollout leader: edge-1", "NODE", "edge-1", "10.0.0.1:9090", "3s ago"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -155,9 +155,15 @@ func ago(now, t time.Time) string {
 	return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
 }
 
-// clusterTable: the store and revision, then NODE API REVISION LAST SEEN.
+// clusterTable: the store and revision, the node driving the rollouts,
+// then NODE API REVISION LAST SEEN.
 func clusterTable(w io.Writer, ci clusterInfo, now time.Time) {
 	fmt.Fprintf(w, "store: %s, revision %d\n", ci.Store, ci.Revision)
+	leader := ci.RolloutLeader
+	if leader == "" {
+		leader = "none elected: no rollout gate runs"
+	}
+	fmt.Fprintf(w, "rollout leader: %s\n", leader)
 	tw := newTab(w)
 	fmt.Fprintln(tw, "NODE\tAPI\tREVISION\tLAST SEEN\tVERSION")
 	for _, n := range ci.Nodes {

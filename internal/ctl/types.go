@@ -72,6 +72,9 @@ type clusterInfo struct {
 	Store    string        `json:"store"`
 	Revision int64         `json:"revision"`
 	Nodes    []clusterNode `json:"nodes"`
+	// RolloutLeader is the node that drives the rollouts' gates ("" while
+	// none is elected).
+	RolloutLeader string `json:"rollout_leader"`
 }
 
 type figures struct {

@@ -38,7 +38,10 @@
 # Environment (all optional):
 #   DURATION=10 WARMUP=2 ROUNDS=3     seconds per measured run / warm-up before
 #                                     each run / interleaved rounds
-#   KEYS="ecdsa rsa" TESTS="hs h1 h2" what to measure (any subsets; also st, hr)
+#   KEYS="ecdsa rsa" TESTS="hs h1 h2" what to measure (any subsets; also st, hr;
+#                                     KEYS may add dual: both servers carry the
+#                                     ECDSA and the RSA certificate, each client
+#                                     gets ECDSA if it can)
 #   CONNS=64                          wrk connections (h1)
 #   HS_CLIENTS=16                     concurrent connections (hs, st)
 #   H2_CLIENTS=16 H2_STREAMS=10       h2load connections / streams each (h2)
@@ -112,7 +115,7 @@ done
 [[ $PRIMITIVES =~ ^(0|1|only)$ ]] || die "PRIMITIVES must be 0, 1 or only"
 read -ra KEY_LIST <<<"$KEYS"
 read -ra TEST_LIST <<<"$TESTS"
-for k in "${KEY_LIST[@]}"; do [[ $k == ecdsa || $k == rsa ]] || die "unknown key '$k' (ecdsa rsa)"; done
+for k in "${KEY_LIST[@]}"; do [[ $k =~ ^(ecdsa|rsa|dual)$ ]] || die "unknown key '$k' (ecdsa rsa dual)"; done
 for t in "${TEST_LIST[@]}"; do [[ $t =~ ^(hs|hr|st|h1|h2)$ ]] || die "unknown test '$t' (hs hr st h1 h2)"; done
 
 # ------------------------------------------------------------ process handling
@@ -357,11 +360,12 @@ mkdir -p "$C"
 ) || { cat "$C/openssl.log" >&2; die "openssl failed"; }
 
 # ---------------------------------------------------------------- the targets
-mapfile -t FREE < <("$TMP/upstream" -freeports 6)
-((${#FREE[@]} == 6)) || die "could not find free ports"
+mapfile -t FREE < <("$TMP/upstream" -freeports 8)
+((${#FREE[@]} == 8)) || die "could not find free ports"
 UPSTREAM_PORT=${FREE[0]} CHECK_PORT=${FREE[5]}
 declare -A PORT=([nginx.ecdsa]=${FREE[1]} [fronttier.ecdsa]=${FREE[2]}
-                 [nginx.rsa]=${FREE[3]} [fronttier.rsa]=${FREE[4]})
+                 [nginx.rsa]=${FREE[3]} [fronttier.rsa]=${FREE[4]}
+                 [nginx.dual]=${FREE[6]} [fronttier.dual]=${FREE[7]})
 
 probe() {  # probe PORT [curl args]: "<status> <bytes> <http version>" over HTTPS, verified
   local port=$1; shift
@@ -390,6 +394,10 @@ wait_ready() {  # wait_ready NAME PID PORT: up to 15 s for 200 + full body, then
 start_upstream() {
   "${PIN_UP[@]}" "$TMP/upstream" -addr "$LOOP:$UPSTREAM_PORT" -size "$BODY_SIZE" \
     >"$TMP/upstream.log" 2>&1 &
+}
+
+certs_of() {  # certs_of KEY: the certificates a KEY's servers carry, ECDSA first
+  if [[ $1 == dual ]]; then echo ecdsa rsa; else echo "$1"; fi
 }
 
 start_nginx() {  # start_nginx KEY
@@ -422,8 +430,7 @@ http {
     uwsgi_temp_path $d/uwsgi;
     scgi_temp_path $d/scgi;
     keepalive_requests 1000000;   # also caps requests per HTTP/2 connection
-    ssl_certificate $C/$k.chain.pem;
-    ssl_certificate_key $C/$k.key;
+$(for c in $(certs_of "$k"); do printf '    ssl_certificate %s;\n    ssl_certificate_key %s;\n' "$C/$c.chain.pem" "$C/$c.key"; done)
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_ciphers ECDHE+AESGCM:ECDHE+CHACHA20;   # fronttier's TLS 1.2 suites
     ssl_session_cache off;                     # every new connection: full handshake
@@ -453,7 +460,8 @@ EOF
 }
 
 start_fronttier() {  # start_fronttier KEY
-  local k=$1
+  local k=$1 source="type = \"file\", cert_path = \"$C/$1.chain.pem\", key_path = \"$C/$1.key\""
+  [[ $k == dual ]] && source="type = \"file\", cert_path = \"$C/ecdsa.chain.pem\", key_path = \"$C/ecdsa.key\", additional = [{ cert_path = \"$C/rsa.chain.pem\", key_path = \"$C/rsa.key\" }]"
   # default_certificate: wrk sends the URL's host (127.0.0.1) as SNI.
   cat >"$TMP/fronttier.$k.toml" <<EOF
 [proxy]
@@ -471,7 +479,7 @@ interval_secs = 10
 [[virtual_hosts]]
 domain = "$HOST"
 enabled_backends_tag = "bench"
-certificate_source = { type = "file", cert_path = "$C/$k.chain.pem", key_path = "$C/$k.key" }
+certificate_source = { $source }
 [[backends]]
 id = "upstream"
 address = "$LOOP:$UPSTREAM_PORT"

@@ -246,13 +246,18 @@ func TestDualChainReloadIsOneUnit(t *testing.T) {
 }
 
 // TestDualChainWatchReloadsAChangedAdditional: the watcher follows the
-// additional chain's files too.
+// additional chain's files too, in a directory of their own.
 func TestDualChainWatchReloadsAChangedAdditional(t *testing.T) {
 	t.Parallel()
-	f := newDualFixture(t, false)
+	root := newRoot(t)
+	m, _, _ := newTestManager(t, Options{})
+	ec := writePair(t, t.TempDir(), "ec", "dual.test", root.leaf(t, leafOpts{names: []string{"dual.test"}}))
+	rsaPath := pairOf(writePair(t, t.TempDir(), "rsa", "dual.test", root.leaf(t, leafOpts{names: []string{"dual.test"}, rsa: true})))
+	ec.Additional = []Pair{rsaPath}
+	m.Sync([]Host{ec})
+	f := &dualFixture{m: m, addr: serveHTTPS(t, m)}
 	runManager(t, f.m)
-	rs2 := f.root.leaf(t, leafOpts{names: []string{"dual.test"}, rsa: true})
-	rsaPath := f.host.Additional[0]
+	rs2 := root.leaf(t, leafOpts{names: []string{"dual.test"}, rsa: true})
 	replaceByRename(t, rsaPath.KeyPath, rs2.keyPEM)
 	replaceByRename(t, rsaPath.CertPath, rs2.certPEM)
 	rsaOnly := &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}}

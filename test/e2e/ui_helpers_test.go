@@ -102,7 +102,7 @@ func thousandDomains(t testing.TB, n int) (conf, []string) {
 
 // browserTimeout bounds one browser step (a wait for the page included):
 // a ceiling for a loaded machine, not a delay.
-const browserTimeout = 30 * time.Second
+const browserTimeout = time.Minute
 
 // browser is a headless Chromium tab driven over the DevTools protocol,
 // with every console error, uncaught exception and browser log error the

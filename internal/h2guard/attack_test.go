@@ -52,9 +52,15 @@ type attack struct {
 	setup func(cl *client) error
 	step  func(cl *client, i int) error
 	// want is the attack the guard must report; maxStarted the most
-	// requests the handler may start.
+	// requests the handler may start; maxAnswers the most frames of each
+	// type the server may send before its GOAWAY (the attack's frames it
+	// processed, for those it answers: PING, SETTINGS, RST_STREAM).
 	want       string
 	maxStarted int64
+	maxAnswers map[http2.FrameType]int
+	// maxLastStream, if set, bounds the GOAWAY's last stream: the
+	// highest the server processed.
+	maxLastStream uint32
 }
 
 // run makes the attack on a connection of its own while a reader drains
@@ -98,12 +104,22 @@ func (as *attackServer) run(t *testing.T, a attack) {
 	if got := as.started.Load() - 1; got > a.maxStarted {
 		t.Errorf("the handler started %d of the attacker's requests, want at most %d", got, a.maxStarted)
 	}
+	if a.maxLastStream != 0 && r.goAway.LastStreamID > a.maxLastStream {
+		t.Errorf("GOAWAY's last stream is %d, want at most %d", r.goAway.LastStreamID, a.maxLastStream)
+	}
+	for typ, most := range a.maxAnswers {
+		if r.answers[typ] > most {
+			t.Errorf("the server sent %d %v frames before its GOAWAY, want at most %d", r.answers[typ], typ, most)
+		}
+	}
 }
 
 // drain reads frames until a GOAWAY arrives or reading fails, and
-// returns the GOAWAY, or that the connection closed; it writes nothing,
-// so that it can run beside a writer.
+// returns the GOAWAY, or that the connection closed, with the count of
+// each type of frame before; it writes nothing, so that it can run beside
+// a writer.
 func (cl *client) drain() result {
+	answers := map[http2.FrameType]int{}
 	for {
 		f, err := cl.fr.ReadFrame()
 		if err != nil {
@@ -111,13 +127,14 @@ func (cl *client) drain() result {
 			if errors.As(err, &se) {
 				continue // a frame the framer refused for one stream
 			}
-			return result{eof: errors.Is(err, io.EOF) || isReset(err)}
+			return result{eof: errors.Is(err, io.EOF) || isReset(err), answers: answers}
 		}
 		if g, ok := f.(*http2.GoAwayFrame); ok {
 			gc := *g
 			gc.FrameHeader = http2.FrameHeader{}
-			return result{goAway: &gc}
+			return result{goAway: &gc, answers: answers}
 		}
+		answers[f.Header().Type]++
 	}
 }
 
@@ -136,7 +153,7 @@ func TestRapidReset(t *testing.T) {
 	as := startAttackServer(t, Limits{})
 	// Each round opens a stream with a request and cancels it at once.
 	as.run(t, attack{name: "rapid reset", steps: attackRounds, want: AttackRapidReset,
-		maxStarted: int64(defaultResets.Burst) + 1,
+		maxStarted: int64(defaultResets.Burst) + 1, maxLastStream: 2*uint32(defaultResets.Burst) + 1,
 		step: func(cl *client, i int) error {
 			id := uint32(2*i + 1)
 			if err := cl.request(id, true); err != nil {
@@ -171,6 +188,7 @@ func TestMadeYouReset(t *testing.T) {
 			const burst = 50
 			as := startAttackServer(t, Limits{Resets: Rate{Burst: burst}})
 			as.run(t, attack{steps: attackRounds, want: AttackMadeYouReset, maxStarted: burst + 1,
+				maxLastStream: 2*burst + 1, maxAnswers: map[http2.FrameType]int{http2.FrameRSTStream: burst},
 				step: func(cl *client, i int) error {
 					id := uint32(2*i + 1)
 					if err := cl.request(id, tt.end); err != nil {
@@ -185,12 +203,16 @@ func TestMadeYouReset(t *testing.T) {
 func TestControlFloods(t *testing.T) {
 	t.Parallel()
 	tests := []attack{
-		{name: "ping", want: AttackPingFlood, step: func(cl *client, i int) error {
-			return cl.fr.WritePing(false, [8]byte{byte(i)})
-		}},
-		{name: "settings", want: AttackSettingsFlood, step: func(cl *client, _ int) error {
-			return cl.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 16})
-		}},
+		{name: "ping", want: AttackPingFlood,
+			maxAnswers: map[http2.FrameType]int{http2.FramePing: defaultPings.Burst}, step: func(cl *client, i int) error {
+				return cl.fr.WritePing(false, [8]byte{byte(i)})
+			}},
+		// The server's own SETTINGS and the acknowledgements, which
+		// coalesce.
+		{name: "settings", want: AttackSettingsFlood,
+			maxAnswers: map[http2.FrameType]int{http2.FrameSettings: defaultSettings.Burst + 1}, step: func(cl *client, _ int) error {
+				return cl.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 16})
+			}},
 		{name: "window update", want: AttackWindowUpdateFlood, step: func(cl *client, _ int) error {
 			return cl.fr.WriteWindowUpdate(0, 1)
 		}},

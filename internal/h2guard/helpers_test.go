@@ -143,6 +143,9 @@ type result struct {
 	goAway *http2.GoAwayFrame
 	reset  *http2.RSTStreamFrame
 	eof    bool // the server closed the connection
+	// answers counts the frames of each type read before the end (drain
+	// only).
+	answers map[http2.FrameType]int
 }
 
 // read reads frames until stream id ends, a GOAWAY or RST_STREAM arrives

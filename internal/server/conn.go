@@ -40,6 +40,7 @@ type conn struct {
 	// nil while it waits for a request with nothing buffered (idle.go).
 	*connBufs
 	held       atomic.Bool        // connBufs is set, for tests to read without a race
+	movedWait  atomic.Bool        // the wait for a request moved to a fresh goroutine (tests)
 	rc         syscall.RawConn    // raw's socket, to wait on without a buffer; nil: none
 	readableFn func(uintptr) bool // c.readable, for rc.Read
 	woke       bool               // readable was called before, in this wait
@@ -74,33 +75,48 @@ func (s *Server) newConn(raw net.Conn) *conn {
 // serve serves the connection until it closes, is hijacked or is handed to
 // another protocol.
 func (c *conn) serve() {
-	s := c.s
-	linger := false
-	defer func() {
-		if !c.hijacked {
-			c.close(linger)
-		}
-	}()
 	if tc, ok := c.rwc.(*tls.Conn); ok {
 		if !c.handshake(tc) {
+			c.close(false)
 			return
 		}
 	}
+	c.prepare()
+	c.loop(true, resumed{})
+}
+
+// prepare sets up the template of the connection's requests.
+func (c *conn) prepare() {
 	c.tmpl.RemoteAddr = c.raw.RemoteAddr().String()
 	c.tmpl = *c.tmpl.WithContext(&c.ctx)
-	first := true
+}
+
+// loop serves requests until the connection closes, is hijacked, or its
+// wait for a request moves to a fresh goroutine (see waitRequest), which
+// carries on with the wait r. first: no request was read yet.
+func (c *conn) loop(first bool, r resumed) {
+	linger, moved := false, false
+	defer func() {
+		if !moved && !c.hijacked { // moved: c is the fresh goroutine's now
+			c.close(linger)
+		}
+	}()
 	for {
-		if !c.await(first) {
+		switch c.await(first, r) {
+		case waitMoved:
+			moved = true
+			return
+		case waitEnded:
 			return
 		}
-		first = false
+		first, r = false, resumed{}
 		req, p, err := c.readRequest()
 		if err != nil {
 			linger = c.refuse(err)
 			return
 		}
 		keep, lingerAfter := c.handle(req, p)
-		if !keep || s.shuttingDown() {
+		if !keep || c.s.shuttingDown() {
 			linger = lingerAfter
 			return
 		}
@@ -152,13 +168,17 @@ func looksLikeHTTP(hdr [5]byte) bool {
 
 // await waits for the next request's first byte: within the header
 // timeout for the first request, the idle timeout between requests (a
-// request already buffered, pipelined, needs no waiting). It reports false
-// when the connection is to close.
-func (c *conn) await(first bool) bool {
+// request already buffered, pipelined, needs no waiting). r is a wait
+// begun on another goroutine, to carry on with. It reports whether the
+// request came, the connection is to close, or the wait moved to a fresh
+// goroutine.
+func (c *conn) await(first bool, r resumed) waitResult {
 	s := c.s
 	from := stateNew
 	if !first {
 		from = stateIdle
+	}
+	if !first && !r.ok {
 		if s.slots != nil {
 			c.idleSince.Store(time.Now().UnixNano())
 			c.state.Store(stateIdle)
@@ -168,7 +188,7 @@ func (c *conn) await(first bool) bool {
 		}
 		s.hook(c.rwc, http.StateIdle)
 		if s.shuttingDown() {
-			return false
+			return waitEnded
 		}
 	}
 	armed := false // the header deadline is already running
@@ -177,20 +197,20 @@ func (c *conn) await(first bool) bool {
 		if !first && s.o.IdleTimeout > 0 {
 			wait = s.o.IdleTimeout
 		}
-		ok, waited := c.waitRequest(wait)
-		if !ok {
-			return false
+		res, waited := c.waitRequest(wait, first, r)
+		if res != waitReady {
+			return res
 		}
 		armed = waited && wait == s.o.ReadHeaderTimeout
 	}
 	if !c.state.CompareAndSwap(from, stateActive) {
-		return false // Shutdown closed it meanwhile
+		return waitEnded // Shutdown closed it meanwhile
 	}
 	s.hook(c.rwc, http.StateActive)
 	if !armed && !c.headBuffered() {
 		c.armRead(s.o.ReadHeaderTimeout)
 	}
-	return true
+	return waitReady
 }
 
 // headBuffered reports whether a whole request head is already in the

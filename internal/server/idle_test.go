@@ -31,6 +31,19 @@ func (s *Server) buffersHeld() (held, conns int) {
 	return held, len(s.conns)
 }
 
+// movedWaits counts the server's connections whose wait for a request has
+// moved to a fresh goroutine and holds no buffers.
+func (s *Server) movedWaits() (n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.movedWait.Load() && !c.held.Load() {
+			n++
+		}
+	}
+	return n
+}
+
 // fixedAnswer answers with a body naming the request's method, path and
 // X-N field, in a head with a fixed Date: the same request always gets the
 // same bytes.
@@ -252,6 +265,74 @@ func TestIdleEnds(t *testing.T) {
 			roundTrip(t, d, req, want)
 			if !closed(c, bufio.NewReader(c)) {
 				t.Error("the idle connection was not reclaimed for the new one")
+			}
+		})
+	}
+}
+
+// TestIdleMoves: a wait for a request that outlasts moveAfter goes on in
+// a fresh goroutine, holding no buffers, and ends as a wait does: the
+// request is answered byte for byte, the idle timeout, the header timeout
+// (for a first request) and Shutdown still close the connection.
+func TestIdleMoves(t *testing.T) {
+	for _, m := range idleModes {
+		fast := func(idle time.Duration) func(*Options) {
+			return func(o *Options) {
+				o.moveAfter = 10 * time.Millisecond
+				o.IdleTimeout = idle
+				o.ReadHeaderTimeout = time.Minute
+			}
+		}
+		moved := func(ts *testServer) {
+			t.Helper()
+			eventually(t, "the wait moved", func() bool { return ts.movedWaits() == 1 })
+		}
+		t.Run(m.name+"/served", func(t *testing.T) {
+			ts, connect := startIdle(t, m.tls, fast(time.Minute))
+			c := connect()
+			moved(ts) // before the first request
+			req, want := fixedRequest("/first", "1")
+			roundTrip(t, c, req, want)
+			moved(ts)
+			runtime.GC()
+			req, want = fixedRequest("/after-the-move", "2")
+			roundTrip(t, c, req, want)
+			roundTrip(t, c, req, want)
+		})
+		t.Run(m.name+"/idle timeout", func(t *testing.T) {
+			ts, connect := startIdle(t, m.tls, fast(300*time.Millisecond))
+			c := connect()
+			req, want := fixedRequest("/", "1")
+			roundTrip(t, c, req, want)
+			moved(ts)
+			if !closed(c, bufio.NewReader(c)) {
+				t.Error("a moved wait outlived the idle timeout")
+			}
+		})
+		t.Run(m.name+"/header timeout", func(t *testing.T) {
+			ts, connect := startIdle(t, m.tls, func(o *Options) {
+				o.moveAfter = 10 * time.Millisecond
+				o.ReadHeaderTimeout = 300 * time.Millisecond
+			})
+			c := connect()
+			moved(ts)
+			if !closed(c, bufio.NewReader(c)) {
+				t.Error("a moved wait for a first request outlived the header timeout")
+			}
+		})
+		t.Run(m.name+"/shutdown", func(t *testing.T) {
+			ts, connect := startIdle(t, m.tls, fast(time.Minute))
+			c := connect()
+			req, want := fixedRequest("/", "1")
+			roundTrip(t, c, req, want)
+			moved(ts)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := ts.Shutdown(ctx); err != nil {
+				t.Fatalf("Shutdown with only an idle connection: %v", err)
+			}
+			if !closed(c, bufio.NewReader(c)) {
+				t.Error("the moved idle connection is still open after Shutdown")
 			}
 		})
 	}

@@ -77,6 +77,8 @@ type Options struct {
 	// OnShutdown runs when Shutdown starts (to tell HTTP/2 connections to
 	// go away).
 	OnShutdown []func()
+
+	moveAfter time.Duration // tests: moveAfter's value instead (idle.go)
 }
 
 // Server serves HTTP/1.x connections. Its zero value is not usable; use New.
@@ -96,6 +98,8 @@ type Server struct {
 	waiting atomic.Int32
 	idled   chan struct{}
 
+	moveAfter time.Duration // see the constant moveAfter
+
 	mu        sync.Mutex // guards listeners and conns
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
@@ -103,9 +107,12 @@ type Server struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{o: o, maxHeader: o.MaxHeaderBytes, done: make(chan struct{})}
+	s := &Server{o: o, maxHeader: o.MaxHeaderBytes, done: make(chan struct{}), moveAfter: o.moveAfter}
 	if s.maxHeader <= 0 {
 		s.maxHeader = 1 << 20
+	}
+	if s.moveAfter <= 0 {
+		s.moveAfter = moveAfter
 	}
 	if o.MaxConns > 0 {
 		s.slots = make(chan struct{}, o.MaxConns)

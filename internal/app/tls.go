@@ -154,10 +154,12 @@ func checkCertFiles(old, next *config.Config, now time.Time) error {
 			}
 		}
 		if err := certs.CheckFiles(certHost(v.Domain, s), now); err != nil {
-			errs = append(errs, &config.FieldError{
-				Key: fmt.Sprintf("virtual_hosts[%d].certificate_source", i),
-				Err: fmt.Errorf("%s: %w", v.Domain, err),
-			})
+			key := fmt.Sprintf("virtual_hosts[%d].certificate_source", i)
+			var ce *certs.ChainError
+			if errors.As(err, &ce) && ce.Chain > 0 {
+				key += fmt.Sprintf(".additional[%d]", ce.Chain-1)
+			}
+			errs = append(errs, &config.FieldError{Key: key, Err: fmt.Errorf("%s: %w", v.Domain, err)})
 		}
 	}
 	return errors.Join(errs...)

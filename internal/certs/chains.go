@@ -149,18 +149,30 @@ func hashFiles(files [][]byte) [sha256.Size]byte {
 	return sum
 }
 
+// ChainError is a failure to load one chain of a file host; its message
+// names the file concerned.
+type ChainError struct {
+	// Chain is 0 for the primary chain (CertPath, KeyPath) and i+1 for
+	// Additional[i].
+	Chain int
+	Err   error
+}
+
+func (e *ChainError) Error() string { return e.Err.Error() }
+func (e *ChainError) Unwrap() error { return e.Err }
+
 // readHost reads every file of a file host, certificate then key for each
-// pair.
+// pair. An error is a *ChainError.
 func readHost(h *Host) ([][]byte, error) {
 	var files [][]byte
-	for _, p := range h.pairs() {
+	for i, p := range h.pairs() {
 		c, err := readFile("certificate", p.CertPath)
 		if err != nil {
-			return nil, err
+			return nil, &ChainError{Chain: i, Err: err}
 		}
 		k, err := readFile("key", p.KeyPath)
 		if err != nil {
-			return nil, err
+			return nil, &ChainError{Chain: i, Err: err}
 		}
 		files = append(files, c, k)
 	}
@@ -170,24 +182,25 @@ func readHost(h *Host) ([][]byte, error) {
 // parseHost parses the files readHost returned into the host's chains, the
 // primary first. Every chain must load (see LoadPair), no two may have the
 // same key type (which one would be served?), and every additional chain
-// must cover the host's domain. now is also the chains' load time.
+// must cover the host's domain. now is also the chains' load time. An
+// error is a *ChainError.
 func parseHost(h *Host, files [][]byte, now time.Time) ([]chain, error) {
 	pairs := h.pairs()
 	chains := make([]chain, 0, len(pairs))
 	for i, p := range pairs {
 		cert, err := parsePair(p.CertPath, p.KeyPath, files[2*i], files[2*i+1], now)
 		if err != nil {
-			return nil, err
+			return nil, &ChainError{Chain: i, Err: err}
 		}
 		kt := KeyType(cert.Leaf.PublicKey)
 		for _, prev := range chains {
 			if prev.keyType == kt {
-				return nil, fmt.Errorf("certificate %s and %s both have %s keys; a domain serves at most one chain per key type", prev.source, p.CertPath, kt)
+				return nil, &ChainError{Chain: i, Err: fmt.Errorf("certificate %s and %s both have %s keys; a domain serves at most one chain per key type", prev.source, p.CertPath, kt)}
 			}
 		}
 		if i > 0 && h.Domain != "" {
 			if err := covers(cert, h.Domain); err != nil {
-				return nil, fmt.Errorf("certificate %s: %w", p.CertPath, err)
+				return nil, &ChainError{Chain: i, Err: fmt.Errorf("certificate %s: %w", p.CertPath, err)}
 			}
 		}
 		chains = append(chains, chain{cert: cert, keyType: kt, source: p.CertPath, loadedAt: now})
@@ -212,7 +225,8 @@ func covers(cert *tls.Certificate, domain string) error {
 }
 
 // CheckFiles loads every chain of a file host as the Manager would (see
-// parseHost) and returns the first failure, naming the file concerned.
+// parseHost) and returns the first failure, a *ChainError naming the file
+// concerned.
 // `fronttier validate` and API changes use it before a host is accepted.
 func CheckFiles(h Host, now time.Time) error {
 	h.Domain = normalise(h.Domain)

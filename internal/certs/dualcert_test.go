@@ -279,16 +279,19 @@ func TestDualChainLoadErrors(t *testing.T) {
 	wildRSA := writePair(t, dir, "wild", "*.w.test", root.leaf(t, leafOpts{names: []string{"*.w.test"}, rsa: true}))
 	wildEC := writePair(t, dir, "wildec", "*.w.test", root.leaf(t, leafOpts{names: []string{"*.w.test"}}))
 	exactRSA := writePair(t, dir, "exact", "*.w.test", root.leaf(t, leafOpts{names: []string{"www.w.test"}, rsa: true}))
+	missing := Host{CertPath: filepath.Join(dir, "no.crt"), KeyPath: ec.KeyPath}
 	tests := []struct {
-		name string
-		host Host
-		want string // "" for no error
+		name  string
+		host  Host
+		want  string // "" for no error
+		chain int    // the ChainError's Chain
 	}{
-		{name: "two ECDSA chains", host: with(ec, ec2), want: "both have ecdsa keys"},
-		{name: "additional for another name", host: with(ec, other), want: other.CertPath + ": does not cover err.test"},
-		{name: "missing additional", host: with(ec, Host{CertPath: filepath.Join(dir, "no.crt"), KeyPath: ec.KeyPath}), want: "no.crt"},
+		{name: "two ECDSA chains", host: with(ec, ec2), want: "both have ecdsa keys", chain: 1},
+		{name: "additional for another name", host: with(ec, other), want: other.CertPath + ": does not cover err.test", chain: 1},
+		{name: "missing additional", host: with(ec, other, missing), want: "no.crt", chain: 2},
+		{name: "missing primary", host: with(Host{Domain: "err.test", Source: SourceFile, CertPath: missing.CertPath, KeyPath: ec.KeyPath}, ec), want: "no.crt", chain: 0},
 		{name: "wildcard pair", host: with(wildEC, wildRSA)},
-		{name: "wildcard host with an exact additional", host: with(wildEC, exactRSA), want: "does not cover *.w.test"},
+		{name: "wildcard host with an exact additional", host: with(wildEC, exactRSA), want: "does not cover *.w.test", chain: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -298,6 +301,10 @@ func TestDualChainLoadErrors(t *testing.T) {
 				t.Errorf("CheckFiles: %v", err)
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Errorf("CheckFiles: %v, want an error containing %q", err, tt.want)
+			}
+			var ce *ChainError
+			if tt.want != "" && (!errors.As(err, &ce) || ce.Chain != tt.chain) {
+				t.Errorf("CheckFiles: %#v, want a ChainError for chain %d", err, tt.chain)
 			}
 			m, _, _ := newTestManager(t, Options{})
 			m.Sync([]Host{tt.host})

@@ -213,7 +213,8 @@ func TestDualCertConfigRejected(t *testing.T) {
 
 	path := writeTLSConfig(t, tlsConf{Hosts: []tlsHost{{Domain: domain, Tag: "a", Cert: ecCert, Key: ecKey,
 		Additional: [][2]string{{ec2Cert, ec2Key}}}}})
-	if code, stdout, stderr := validateFile(t, path); code == 0 || !strings.Contains(stdout+stderr, "both have ecdsa keys") {
+	if code, stdout, stderr := validateFile(t, path); code == 0 || !strings.Contains(stdout+stderr, "virtual_hosts[0].certificate_source.additional[0]: "+domain) ||
+		!strings.Contains(stdout+stderr, "both have ecdsa keys") {
 		t.Errorf("validate of two ECDSA chains: exit %d\n%s%s", code, stdout, stderr)
 	}
 
@@ -223,7 +224,8 @@ func TestDualCertConfigRejected(t *testing.T) {
 		"certificate_source": map[string]any{"type": "file", "cert_path": ecCert, "key_path": ecKey,
 			"additional": []map[string]string{{"cert_path": otherCert, "key_path": otherKey}}},
 	})
-	if err != nil || status != http.StatusBadRequest || !strings.Contains(string(body), otherCert) || !strings.Contains(string(body), "does not cover") {
+	if err != nil || status != http.StatusBadRequest || !strings.Contains(string(body), "certificate_source.additional[0]") ||
+		!strings.Contains(string(body), otherCert) || !strings.Contains(string(body), "does not cover") {
 		t.Errorf("POST /domains with an additional chain for another name: %d %s %v", status, body, err)
 	}
 }

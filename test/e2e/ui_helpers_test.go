@@ -327,6 +327,7 @@ type pageDomain struct {
 	Canary string `json:"canary"`
 	Days   string `json:"days"`
 	RPS    string `json:"rps"`
+	Err    string `json:"err"`
 	P99    string `json:"p99"`
 }
 
@@ -338,6 +339,7 @@ func (b *browser) domainRows() []pageDomain {
 		canary: tr.querySelector('.c-canary').textContent,
 		days: tr.querySelector('.c-days').textContent,
 		rps: tr.querySelector('.c-rps').textContent,
+		err: tr.querySelector('.c-err').textContent,
 		p99: tr.querySelector('.c-p99').textContent,
 	}))`)
 }

@@ -29,13 +29,15 @@ func TestDashboardShowsAPI(t *testing.T) {
 	ca := newTestCA(t, dir)
 	_, crt, key := ca.issueFiles(t, "shop", []string{"shop.example.com"}, leafOpts{NotAfter: time.Now().Add(30 * 24 * time.Hour)})
 	a1, b1 := startBackend(t, "a1"), startBackend(t, "b1")
+	c1 := startBackend(t, "c1", "-fail-rate", "0.5") // half its answers are 500
 	c := tlsConf{
 		Hosts: []tlsHost{
 			{Domain: "shop.example.com", Tag: "a", Cert: crt, Key: key, NoRedirect: true},
 			{Domain: "plain.example.com", Tag: "a"},
 			{Domain: "beta.example.com", Tag: "b"},
+			{Domain: "flaky.example.com", Tag: "c"},
 		},
-		Backends: []backendConf{be("a1", a1, "a"), be("b1", b1, "b", "beta")},
+		Backends: []backendConf{be("a1", a1, "a"), be("b1", b1, "b", "beta"), be("c1", c1, "c")},
 		CacheDir: filepath.Join(dir, "acme-cache"),
 	}
 	path := filepath.Join(dir, "config.toml")
@@ -51,7 +53,7 @@ func TestDashboardShowsAPI(t *testing.T) {
 	b.wait("the sign-in form", shown("signin")+" && !"+shown("main"))
 	b.screenshot("signin")
 	b.signIn(uiToken)
-	b.waitRows(3)
+	b.waitRows(4)
 
 	// Domains, in the API's order, with their tag, canary and certificate.
 	var domains []canaryDomain
@@ -77,7 +79,7 @@ func TestDashboardShowsAPI(t *testing.T) {
 			want.Canary = fmt.Sprintf("%s %v%%", d.Canary.Tag, d.Canary.Percent)
 		}
 		got := rows[i]
-		got.RPS, got.P99 = "", ""
+		got.RPS, got.Err, got.P99 = "", "", ""
 		if got != want {
 			t.Errorf("domain row %d: the page shows %+v, the API says %+v", i, got, want)
 		}
@@ -99,20 +101,29 @@ func TestDashboardShowsAPI(t *testing.T) {
 		return false
 	}, "the page's backends equal the API's")
 
-	// Traffic shows as a request rate and a p99 from the proxy's counters.
-	eventually(t, waitTimeout, func() bool {
-		for range 10 {
-			p.getEcho(t, "shop.example.com", "/")
-		}
+	// Traffic shows as a request rate, an error share and a p99 from the
+	// proxy's counters: none of shop's requests fail, half of flaky's.
+	figures := func(domain string) (rps, errPct, p99 float64, ok bool) {
 		for _, r := range b.domainRows() {
-			if r.Domain == "shop.example.com" {
-				rps, err1 := strconv.ParseFloat(r.RPS, 64)
-				p99, err2 := strconv.ParseFloat(r.P99, 64)
-				return err1 == nil && err2 == nil && rps > 0 && p99 > 0
+			if r.Domain == domain {
+				var err1, err2, err3 error
+				rps, err1 = strconv.ParseFloat(r.RPS, 64)
+				errPct, err2 = strconv.ParseFloat(r.Err, 64)
+				p99, err3 = strconv.ParseFloat(r.P99, 64)
+				return rps, errPct, p99, err1 == nil && err2 == nil && err3 == nil
 			}
 		}
-		return false
-	}, "a request rate and a p99 for shop.example.com")
+		return 0, 0, 0, false
+	}
+	eventually(t, browserTimeout, func() bool {
+		for range 10 {
+			p.getEcho(t, "shop.example.com", "/")
+			p.get(t, "flaky.example.com", "/")
+		}
+		rps, errPct, p99, ok := figures("shop.example.com")
+		frps, ferr, fp99, fok := figures("flaky.example.com")
+		return ok && rps > 0 && errPct == 0 && p99 > 0 && fok && frps > 0 && ferr > 0 && fp99 > 0
+	}, "a request rate, an error share and a p99 for shop.example.com and flaky.example.com")
 	b.screenshot("dashboard")
 
 	// Hidden, the tab stops reading; shown again, it reads at once.

@@ -116,7 +116,7 @@ func (as *attackServer) run(t *testing.T, a attack) {
 
 // drain reads frames until a GOAWAY arrives or reading fails, and
 // returns the GOAWAY, or that the connection closed, with the count of
-// each type of frame before; it writes nothing, so that it can run beside
+// each type of frame before (but RST_STREAM(NO_ERROR)); it writes nothing, so that it can run beside
 // a writer.
 func (cl *client) drain() result {
 	answers := map[http2.FrameType]int{}
@@ -133,6 +133,11 @@ func (cl *client) drain() result {
 			gc := *g
 			gc.FrameHeader = http2.FrameHeader{}
 			return result{goAway: &gc, answers: answers}
+		}
+		if rs, ok := f.(*http2.RSTStreamFrame); ok && rs.ErrCode == http2.ErrCodeNo {
+			// The server ends a stream whose handler is done before the
+			// request: not an answer to the attack's frames.
+			continue
 		}
 		answers[f.Header().Type]++
 	}

@@ -3,7 +3,7 @@ package server
 import (
 	"crypto/tls"
 	"errors"
-	"net"
+	"os"
 	"time"
 )
 
@@ -174,8 +174,8 @@ func (c *conn) putBufs() {
 	c.held.Store(false)
 }
 
-// isTimeout reports whether err is a deadline's.
+// isTimeout reports whether err is a read deadline's (without
+// allocating: it is asked after every wait).
 func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	return err != nil && errors.Is(err, os.ErrDeadlineExceeded)
 }

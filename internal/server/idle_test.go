@@ -273,7 +273,8 @@ func TestIdleEnds(t *testing.T) {
 // TestIdleMoves: a wait for a request that outlasts moveAfter goes on in
 // a fresh goroutine, holding no buffers, and ends as a wait does: the
 // request is answered byte for byte, the idle timeout, the header timeout
-// (for a first request) and Shutdown still close the connection.
+// (for a first request), the connection cap and Shutdown still close the
+// connection.
 func TestIdleMoves(t *testing.T) {
 	for _, m := range idleModes {
 		fast := func(idle time.Duration) func(*Options) {
@@ -318,6 +319,21 @@ func TestIdleMoves(t *testing.T) {
 			moved(ts)
 			if !closed(c, bufio.NewReader(c)) {
 				t.Error("a moved wait for a first request outlived the header timeout")
+			}
+		})
+		t.Run(m.name+"/reclaimed", func(t *testing.T) {
+			ts, connect := startIdle(t, m.tls, func(o *Options) {
+				fast(time.Minute)(o)
+				o.MaxConns = 1
+			})
+			c := connect()
+			req, want := fixedRequest("/", "1")
+			roundTrip(t, c, req, want)
+			moved(ts)
+			d := connect() // TLS: the handshake needs the slot
+			roundTrip(t, d, req, want)
+			if !closed(c, bufio.NewReader(c)) {
+				t.Error("the moved idle connection was not reclaimed for the new one")
 			}
 		})
 		t.Run(m.name+"/shutdown", func(t *testing.T) {

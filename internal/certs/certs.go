@@ -41,6 +41,11 @@ const (
 	// StatusPending is the status of a lets_encrypt host until the ACME
 	// side reports on it.
 	StatusPending = "pending"
+
+	// The ACME side's other statuses, as internal/acme names them; they
+	// rank the key types' statuses of a host (see entry.acmeStatus).
+	statusRenewing = "renewing"
+	statusFailed   = "failed"
 )
 
 // Sentinel errors.

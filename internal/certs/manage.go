@@ -189,11 +189,11 @@ func (e *entry) info(d string, now time.Time) Info {
 func (e *entry) acmeStatus() (status, lastErr string) {
 	rank := func(s string) int {
 		switch s {
-		case "failed":
+		case statusFailed:
 			return 0
 		case StatusPending:
 			return 1
-		case "renewing":
+		case statusRenewing:
 			return 2
 		case StatusValid:
 			return 4

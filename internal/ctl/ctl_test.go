@@ -22,7 +22,7 @@ const (
 		`{"id":"web-v2","address":"192.168.1.11:3000","tags":["b"],"weight":3,"healthy":false,"health":"unhealthy","last_check_at":"2025-01-02T03:04:05Z","last_error":"dial tcp 192.168.1.11:3000: connection refused","consecutive_failures":3,"active_requests":1},` +
 		`{"id":"spare","address":"spare.internal:8080","tags":[],"healthy":true,"health":"unknown","last_check_at":null,"last_error":"","consecutive_failures":0,"active_requests":0}]`
 	backendJSONs = `{"id":"web-v3","address":"10.0.0.13:3000","tags":["green","blue"],"healthy":true,"health":"unknown","last_check_at":null,"last_error":"","consecutive_failures":0,"active_requests":0}`
-	certsJSON    = `[{"domain":"example.com","expires_at":"2025-04-15T12:00:00Z","days_until_expiration":89,"source":"file","status":"valid"},` +
+	certsJSON    = `[{"domain":"example.com","expires_at":"2025-04-15T12:00:00Z","days_until_expiration":89,"source":"file","status":"valid","chains":[{"key_type":"ecdsa"},{"key_type":"rsa"}]},` +
 		`{"domain":"shop.example.com","expires_at":null,"days_until_expiration":null,"source":"lets_encrypt","status":"pending"}]`
 	clusterJSON = `{"store":"etcd","revision":42,"nodes":[{"name":"edge-1","api_addr":"10.0.0.1:9090","version":"v1.2.3","revision":42,"started_at":"2026-12-03T17:00:00Z","last_seen":"2026-12-03T17:59:57Z"}],"rollout_leader":"edge-1"}`
 )
@@ -173,7 +173,7 @@ func TestCommands(t *testing.T) {
 		{[]string{"rollout", "resume", "example.com"}, "POST", "/api/v1/domains/example.com/rollout/resume", "", "", nil},
 		{[]string{"rollout", "promote", "example.com"}, "POST", "/api/v1/domains/example.com/rollout/promote", "", "", nil},
 		{[]string{"rollout", "abort", "example.com"}, "POST", "/api/v1/domains/example.com/rollout/abort", "", "", nil},
-		{[]string{"certs", "ls"}, "GET", "/api/v1/certificates", "", "", []string{"DAYS LEFT", "example.com", "valid", "89", "2025-04-15", "lets_encrypt", "pending"}},
+		{[]string{"certs", "ls"}, "GET", "/api/v1/certificates", "", "", []string{"DAYS LEFT", "KEYS", "ecdsa,rsa", "example.com", "valid", "89", "2025-04-15", "lets_encrypt", "pending"}},
 		{[]string{"certs", "reload", "example.com"}, "POST", "/api/v1/certificates/example.com/reload", "", "", []string{"certificate reloaded"}},
 		{[]string{"certs", "renew", "shop.example.com"}, "POST", "/api/v1/certificates/shop.example.com/renew", "", "", []string{"under way", "renewing"}},
 		{[]string{"cluster"}, "GET", "/api/v1/cluster", "", "", []string{"store: etcd, revision 42", "rollout leader: edge-1", "NODE", "edge-1", "10.0.0.1:9090", "3s ago"}},

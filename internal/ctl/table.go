@@ -119,11 +119,16 @@ func backendDetail(w io.Writer, b backendJSON) {
 	tw.Flush()
 }
 
-// certTable: DOMAIN SOURCE STATUS DAYS LEFT EXPIRES.
+// certTable: DOMAIN SOURCE KEYS STATUS DAYS LEFT EXPIRES (KEYS: the key
+// types of its chains, "ecdsa,rsa" for a domain serving both).
 func certTable(w io.Writer, cs []certificate) {
 	tw := newTab(w)
-	fmt.Fprintln(tw, "DOMAIN\tSOURCE\tSTATUS\tDAYS LEFT\tEXPIRES")
+	fmt.Fprintln(tw, "DOMAIN\tSOURCE\tKEYS\tSTATUS\tDAYS LEFT\tEXPIRES")
 	for _, c := range cs {
+		keys := make([]string, 0, len(c.Chains))
+		for _, ch := range c.Chains {
+			keys = append(keys, ch.KeyType)
+		}
 		days, exp := "-", "-"
 		if c.DaysLeft != nil {
 			days = strconv.Itoa(*c.DaysLeft)
@@ -131,7 +136,7 @@ func certTable(w io.Writer, cs []certificate) {
 		if c.ExpiresAt != nil {
 			exp = c.ExpiresAt.UTC().Format("2006-01-02")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Domain, c.Source, orDash(c.Status), days, exp)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Domain, c.Source, orDash(strings.Join(keys, ",")), orDash(c.Status), days, exp)
 	}
 	tw.Flush()
 }

@@ -57,6 +57,12 @@ type certificate struct {
 	Status    string     `json:"status"`
 	Issuer    string     `json:"issuer"`
 	LastError string     `json:"last_error"`
+	// Chains are the domain's certificates (ECDSA and RSA side by side).
+	Chains []certChain `json:"chains"`
+}
+
+type certChain struct {
+	KeyType string `json:"key_type"`
 }
 
 type clusterNode struct {

@@ -262,3 +262,41 @@ func TestHPACKBomb(t *testing.T) {
 		},
 		maxStarted: 1})
 }
+
+// TestBudgetsLeaveClientsAlone: at the default budgets, with the clock
+// standing still, a client that does at once what real clients do now and
+// then is served: a browser leaving a page cancels 250 streams in flight,
+// a client pings and changes its settings a few times, opens small
+// windows and sends a header block in CONTINUATION frames.
+func TestBudgetsLeaveClientsAlone(t *testing.T) {
+	t.Parallel()
+	as := startAttackServer(t, Limits{})
+	cl := dial(t, as.testServer)
+	check := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 250 {
+		id := uint32(2*i + 1)
+		check(cl.request(id, true))
+		check(cl.fr.WriteRSTStream(id, http2.ErrCodeCancel))
+	}
+	for i := range 50 {
+		check(cl.fr.WritePing(false, [8]byte{byte(i)}))
+	}
+	for range 20 {
+		check(cl.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20}))
+	}
+	for range 500 {
+		check(cl.fr.WriteWindowUpdate(0, 100))
+	}
+	cl.writeSplit(501, cl.encode("x-n", "1"), 3, http2.HeadersFrameParam{})
+	want(t, cl.read(501), "status 200")
+	select {
+	case a := <-as.calmed:
+		t.Errorf("the guard reported %s", a)
+	default:
+	}
+}

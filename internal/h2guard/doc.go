@@ -74,6 +74,8 @@
 // The guard sees only what the client sends, so it predicts the server's
 // resets from the client's frames; a reset it cannot predict (DATA over a
 // flow-control window or a declared content-length, a malformed request)
-// spends no budget, and x/net's concurrency bound still holds for it. It
-// remembers the state of the client's 1024 most recent streams.
+// spends no budget, and x/net's concurrency bound still holds for it. Nor
+// does it see the server's answers, so a reset after a complete response
+// spends the budget as an early one does. It remembers the state of the
+// client's 1024 most recent streams.
 package h2guard

@@ -46,15 +46,54 @@ func (s *screen) open(flags byte, stream uint32) bool {
 	return true
 }
 
-// data notes a DATA frame with flags on stream. DATA on a stream the
-// client has ended makes the server reset the stream (RFC 9113 6.1,
-// STREAM_CLOSED).
-func (s *screen) data(flags byte, stream uint32) {
+// data notes a DATA frame with flags and a payload of length on stream.
+// DATA on a stream the client has ended makes the server reset the stream
+// (RFC 9113 6.1, STREAM_CLOSED), and so does DATA past the content-length
+// the request declared (8.1.1, PROTOCOL_ERROR).
+func (s *screen) data(flags byte, stream uint32, length int) {
 	if s.streams.ended(stream) && !s.spend(&s.resets, AttackMadeYouReset) {
 		return
 	}
+	if left, ok := s.bodies[stream]; ok {
+		switch {
+		case flags&flagPadded != 0:
+			delete(s.bodies, stream) // padding is not body; not worth reading
+		case int64(length) > left:
+			delete(s.bodies, stream)
+			if !s.spend(&s.resets, AttackMadeYouReset) {
+				return
+			}
+		default:
+			s.bodies[stream] = left - int64(length)
+		}
+	}
 	if flags&flagEndStream != 0 {
 		s.streams.end(stream)
+		delete(s.bodies, stream)
+	}
+}
+
+// maxBodies is how many declared request bodies a screen follows at once:
+// more than the server's concurrent streams (250 by default).
+const maxBodies = 256
+
+// declare notes that the request on stream declared a body of length
+// bytes, when fewer than maxBodies are followed. A stream the client left
+// unended (the server may have ended it) is forgotten when it leaves the
+// streams' window.
+func (s *screen) declare(stream uint32, length int64) {
+	if s.bodies == nil {
+		s.bodies = make(map[uint32]int64)
+	}
+	if len(s.bodies) >= maxBodies {
+		for id := range s.bodies {
+			if !s.streams.known(id) {
+				delete(s.bodies, id)
+			}
+		}
+	}
+	if len(s.bodies) < maxBodies {
+		s.bodies[stream] = length
 	}
 }
 

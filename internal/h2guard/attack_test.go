@@ -173,10 +173,14 @@ func TestMadeYouReset(t *testing.T) {
 	// Each round opens a stream with a request, then sends a frame that
 	// makes the server reset it: the client sends no RST_STREAM.
 	tests := []struct {
-		name string
-		end  bool // the request ends the stream
-		bad  func(cl *client, id uint32) error
+		name  string
+		end   bool     // the request ends the stream
+		extra []string // the request's extra fields
+		bad   func(cl *client, id uint32) error
 	}{
+		{name: "data past its content-length", extra: []string{"content-length", "2"}, bad: func(cl *client, id uint32) error {
+			return cl.fr.WriteData(id, false, []byte("xyz"))
+		}},
 		{name: "window update of 0", bad: func(cl *client, id uint32) error {
 			return cl.fr.WriteWindowUpdate(id, 0)
 		}},
@@ -196,7 +200,9 @@ func TestMadeYouReset(t *testing.T) {
 				maxLastStream: 2*burst + 1, maxAnswers: map[http2.FrameType]int{http2.FrameRSTStream: burst},
 				step: func(cl *client, i int) error {
 					id := uint32(2*i + 1)
-					if err := cl.request(id, tt.end); err != nil {
+					err := cl.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: cl.encode(tt.extra...),
+						EndStream: tt.end, EndHeaders: true})
+					if err != nil {
 						return err
 					}
 					return tt.bad(cl, id)

@@ -48,8 +48,9 @@
 //	MadeYouReset        CVE-2025-8671   as rapid reset: concurrency is    Resets, shared with RST_STREAM:      GOAWAY ENHANCE_YOUR_CALM
 //	                                    bounded by running handlers, not  WINDOW_UPDATE of 0 on a stream,
 //	                                    open streams; total unbounded     DATA or HEADERS on a stream the
-//	                                    (7,790 of 10,000)                 client ended or reset, PRIORITY
-//	                                                                      on itself
+//	                                    (7,790 of 10,000)                 client ended or reset, DATA past
+//	                                                                      the declared content-length,
+//	                                                                      PRIORITY on itself
 //	CONTINUATION flood  CVE-2023-45288  GOAWAY PROTOCOL_ERROR once the    MaxContinuations per block (64)      GOAWAY ENHANCE_YOUR_CALM
 //	                                    block is over MaxHeaderListSize;
 //	                                    empty CONTINUATIONs: never
@@ -73,7 +74,7 @@
 //
 // The guard sees only what the client sends, so it predicts the server's
 // resets from the client's frames; a reset it cannot predict (DATA over a
-// flow-control window or a declared content-length, a malformed request)
+// flow-control window, a malformed request, a request it did not decode)
 // spends no budget, and x/net's concurrency bound still holds for it. Nor
 // does it see the server's answers, so a reset after a complete response
 // spends the budget as an early one does. It remembers the state of the

@@ -20,6 +20,8 @@ func FuzzFrames(f *testing.F) {
 		// MadeYouReset: a request, then a WINDOW_UPDATE of 0, DATA after
 		// END_STREAM, a stream depending on itself.
 		{0, 0x04, 0, 0, 4, 0, 0, 0, 0, 0x05, 1, 0, 2, 0, 1, 3, 0, 0x04, 2, 0, 5, 0, 2, 0, 0, 0x05, 3, 0, 2, 0, 3, 0, 2, 0, 3, 0},
+		// MadeYouReset: requests declaring a body of 3 bytes, then 5.
+		{0, 0x04, 0, 7, 2, 0, 0, 5, 0, 0x04, 1, 7, 2, 0, 1, 5, 0, 0x04, 2, 7, 2, 0, 2, 5, 0, 0x04, 3, 7, 2, 0, 3, 5, 0, 0x04, 4, 7, 2, 0, 4, 5},
 		// Ping, SETTINGS and WINDOW_UPDATE floods.
 		bytes.Repeat([]byte{6, 0, 0, 0}, 6),
 		bytes.Repeat([]byte{7, 0, 0, 1}, 6),
@@ -67,7 +69,7 @@ func buildFrames(t *testing.T, data []byte) []byte {
 		case 6:
 			return []string{"x-huge", string(bytes.Repeat([]byte("h"), 2000))} // over MaxBlock
 		case 7:
-			return []string{"cookie", "a=b"}
+			return []string{"content-length", fmt.Sprint(arg % 4)}
 		}
 		return nil
 	}

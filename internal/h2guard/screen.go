@@ -3,6 +3,7 @@ package h2guard
 import (
 	"encoding/binary"
 	"io"
+	"strconv"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -69,10 +70,16 @@ type screen struct {
 	listSize int    // its decoded size so far (RFC 7541 4.1), up to the limit
 	conts    int    // its CONTINUATION frames so far
 	bad      bool   // it has a connection-specific field
+	length   int64  // its first content-length, or -1 (0 if not a number, as the server has it)
+	body     bool   // it opens a stream with a body to come
 
 	// Per-connection budgets (see Limits).
 	resets, pings, settingsB, updates bucket
 	streams                           streams
+	// bodies holds, for streams whose request declared a content-length,
+	// how many body bytes may follow; at most maxBodies of them. Nil
+	// until the first.
+	bodies map[uint32]int64
 
 	rewrites int    // SETTINGS frames rewritten, for tests
 	calmed   string // the attack the stream was ended for; "" if none
@@ -163,7 +170,7 @@ func (s *screen) frame() {
 	case typeHeaders, typeContinuation:
 		s.headers(typ, flags, stream, length)
 	case typeData:
-		s.data(flags, stream)
+		s.data(flags, stream, length)
 	case typeSettings:
 		if flags&flagAck == 0 && stream == 0 && s.spend(&s.settingsB, AttackSettingsFlood) &&
 			length%settingLen == 0 && length <= maxSettings*settingLen {
@@ -176,6 +183,7 @@ func (s *screen) frame() {
 	case typeRSTStream:
 		if stream != 0 && length == 4 && s.spend(&s.resets, AttackRapidReset) {
 			s.streams.end(stream)
+			delete(s.bodies, stream)
 		}
 	case typeWindowUpdate:
 		if length == 4 {
@@ -215,7 +223,8 @@ func (s *screen) headers(typ, flags byte, stream uint32, length int) {
 		return
 	}
 	if typ == typeHeaders {
-		s.blockLen, s.listSize, s.conts, s.bad = 0, 0, 0, false
+		s.blockLen, s.listSize, s.conts, s.bad, s.length = 0, 0, 0, false, -1
+		s.body = stream > s.streams.max && flags&flagEndStream == 0
 		if !s.open(flags, stream) {
 			return
 		}
@@ -268,6 +277,10 @@ func (s *screen) headers(typ, flags byte, stream uint32, length int) {
 	if flags&flagEndHeaders != 0 {
 		if err := s.dec.Close(); err != nil {
 			s.hpack = false
+			return
+		}
+		if s.body && s.length >= 0 {
+			s.declare(stream, s.length)
 		}
 	}
 }
@@ -308,6 +321,13 @@ func (s *screen) field(f hpack.HeaderField) {
 	switch f.Name {
 	case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
 		s.bad = true
+	case "content-length":
+		if s.length < 0 {
+			s.length = 0 // the server's value for one that is not a number
+			if n, err := strconv.ParseUint(f.Value, 10, 63); err == nil {
+				s.length = int64(n)
+			}
+		}
 	case "te":
 		if f.Value != "trailers" && f.Value != "" {
 			s.bad = true

@@ -21,10 +21,10 @@ import (
 // hs.HTTP2 and hs.MaxHeaderBytes are set.
 func Configure(hs *http.Server) error { return ConfigureLimits(hs, Limits{}) }
 
-// ConfigureLimits is Configure with the budgets, MaxBlock, Clock and
-// OnCalm of b (zero fields take the defaults); the settings the guard must
-// agree with are taken from hs whatever b says. OnCalm is called after the
-// log line.
+// ConfigureLimits is Configure with the budgets (Resets, Pings, Settings,
+// WindowUpdates, MaxContinuations), MaxBlock, Clock and OnCalm of b (zero
+// fields take the defaults); the settings the guard must agree with are
+// taken from hs whatever b says. OnCalm is called after the log line.
 func ConfigureLimits(hs *http.Server, b Limits) error {
 	conf := new(http2.Server)
 	if err := http2.ConfigureServer(hs, conf); err != nil {

@@ -423,6 +423,9 @@ func (h *hijacked) Close() error {
 // hijack hands the connection over to the handler, returning the
 // connection it is to use.
 func (c *conn) hijack() net.Conn {
+	// The read deadline running is the server's (a wait's, the header
+	// timeout's), not the handler's: clear it, as net/http does.
+	c.setReadDeadline(time.Time{})
 	c.hijacked = true
 	c.state.Store(stateClosed)
 	c.s.forget(c)

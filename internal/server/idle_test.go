@@ -353,3 +353,25 @@ func TestIdleMoves(t *testing.T) {
 		})
 	}
 }
+
+// TestHijackClearsReadDeadline: a hijacked connection has no read deadline
+// left from the server's wait for its request (which may be the 2 s of a
+// wait's first stage).
+func TestHijackClearsReadDeadline(t *testing.T) {
+	left := make(chan int64, 1)
+	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			left <- -1
+			return
+		}
+		defer c.Close()
+		left <- w.(*response).c.rdl.Load()
+	}), func(o *Options) { o.moveAfter = time.Second })
+	c := dial(t, ts.addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
+	if d := <-left; d != 0 {
+		t.Errorf("the hijacked connection has a read deadline (%v from now)", time.Until(time.Unix(0, d)))
+	}
+}

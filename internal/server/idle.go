@@ -98,8 +98,14 @@ func (c *conn) waitRequest(d time.Duration, first bool, r resumed) (res waitResu
 	if err != nil {
 		return waitEnded, false
 	}
+	if first && !until.IsZero() {
+		// A first request's head is due within d of the wait's start,
+		// whether or not the wait had to move (once per connection).
+		c.setReadDeadline(until)
+		armed = true
+	}
 	c.takeBufs()
-	return c.peekRequest(), false // the deadline running is moveAfter's
+	return c.peekRequest(), armed // else the deadline running is moveAfter's
 }
 
 // resume carries on, on a fresh goroutine, with a wait for a request that

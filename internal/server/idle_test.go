@@ -375,3 +375,27 @@ func TestHijackClearsReadDeadline(t *testing.T) {
 		t.Errorf("the hijacked connection has a read deadline (%v from now)", time.Until(time.Unix(0, d)))
 	}
 }
+
+// TestFirstHeadDeadline: a new connection's first request head is due
+// within the header timeout of the wait's start, also when the wait, long
+// enough to move, ends before moveAfter: the deadline is not re-armed
+// from the first byte.
+func TestFirstHeadDeadline(t *testing.T) {
+	ts, connect := startIdle(t, false, func(o *Options) { o.ReadHeaderTimeout = time.Minute })
+	c := connect()
+	var sc *conn
+	eventually(t, "the new connection waiting without buffers", func() bool {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		for x := range ts.conns {
+			sc = x
+		}
+		return sc != nil && !sc.held.Load()
+	})
+	sent := time.Now()
+	io.WriteString(c, "G") // a first byte, and no more of the head
+	eventually(t, "the first byte read", sc.held.Load)
+	if dl := time.Unix(0, sc.rdl.Load()); !dl.Before(sent.Add(time.Minute)) {
+		t.Errorf("the head's deadline is %v after the first byte was sent, want less than the header timeout (1m0s)", dl.Sub(sent))
+	}
+}

@@ -344,8 +344,9 @@ func (a *App) listen(name, addr string, h http.Handler, p *config.Proxy) (net.Li
 		srv.TLSConfig = a.certs.TLSConfig()
 		srv.ErrorLog = a.certs.HandshakeErrorLog(a.log.Logger)
 		// HTTP/2 through h2guard, for RFC 9113's SETTINGS and
-		// malformed-request rules that Go's server departs from.
-		if err := h2guard.Configure(srv); err != nil {
+		// malformed-request rules that Go's server departs from, and its
+		// per-connection budgets against HTTP/2 attacks (counted).
+		if err := h2guard.ConfigureLimits(srv, h2guard.Limits{OnCalm: a.metrics.HTTP2AttackClosed}); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("%s listener: %w", name, err)
 		}

@@ -33,6 +33,7 @@ type Metrics struct {
 	retries     *prometheus.CounterVec
 	panics      *prometheus.CounterVec
 	upstream    *prometheus.HistogramVec
+	h2calm      *prometheus.CounterVec
 
 	// series caches the children of requests and duration per label set:
 	// after the first request of a kind, reporting is a lock-free
@@ -99,8 +100,12 @@ func New(reg *prometheus.Registry) *Metrics {
 			Help:    "Time from sending a request to a backend to receiving its response head, in milliseconds.",
 			Buckets: DurationBuckets,
 		}, []string{"backend"}),
+		h2calm: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "proxy_http2_attack_closes_total",
+			Help: "HTTP/2 connections closed with GOAWAY ENHANCE_YOUR_CALM for spending a budget of the frame guard, by attack (rapid_reset, made_you_reset, ping_flood, settings_flood, window_update_flood, continuation_flood, hpack_bomb).",
+		}, []string{"attack"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.connections, m.retries, m.panics, m.upstream,
+	reg.MustRegister(m.requests, m.duration, m.connections, m.retries, m.panics, m.upstream, m.h2calm,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -144,6 +149,10 @@ func (m *Metrics) Request(domain, tag, backend string, code int, failed bool, d 
 
 // Retry counts an attempt sent again after backend failed (proxy.Observer).
 func (m *Metrics) Retry(domain, backend string) { m.retries.WithLabelValues(domain, backend).Inc() }
+
+// HTTP2AttackClosed counts an HTTP/2 connection the frame guard closed
+// for attack (h2guard.Limits.OnCalm).
+func (m *Metrics) HTTP2AttackClosed(attack string) { m.h2calm.WithLabelValues(attack).Inc() }
 
 // Panic counts a request routed in panic mode (proxy.Observer).
 func (m *Metrics) Panic(domain string) { m.panics.WithLabelValues(domain).Inc() }

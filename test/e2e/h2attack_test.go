@@ -109,6 +109,9 @@ func TestH2Attacks(t *testing.T) {
 			p.waitLog(t, func(line string) bool {
 				return strings.Contains(line, "with ENHANCE_YOUR_CALM: "+tt.attack)
 			}, "the connection closed for "+tt.attack)
+			if n := metricValue(t, p, "proxy_http2_attack_closes_total", map[string]string{"attack": tt.attack}); n != 1 {
+				t.Errorf("proxy_http2_attack_closes_total{attack=%q} = %v, want 1", tt.attack, n)
+			}
 			served(t, good, p.httpsURL(domain, "/after"))
 		})
 	}

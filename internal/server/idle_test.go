@@ -301,7 +301,7 @@ func TestIdleMoves(t *testing.T) {
 			roundTrip(t, c, req, want)
 		})
 		t.Run(m.name+"/idle timeout", func(t *testing.T) {
-			ts, connect := startIdle(t, m.tls, fast(300*time.Millisecond))
+			ts, connect := startIdle(t, m.tls, fast(time.Second))
 			c := connect()
 			req, want := fixedRequest("/", "1")
 			roundTrip(t, c, req, want)
@@ -313,7 +313,7 @@ func TestIdleMoves(t *testing.T) {
 		t.Run(m.name+"/header timeout", func(t *testing.T) {
 			ts, connect := startIdle(t, m.tls, func(o *Options) {
 				o.moveAfter = 10 * time.Millisecond
-				o.ReadHeaderTimeout = 300 * time.Millisecond
+				o.ReadHeaderTimeout = time.Second
 			})
 			c := connect()
 			moved(ts)

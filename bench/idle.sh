@@ -25,6 +25,10 @@
 #   heap inuse   go_memstats_heap_inuse_bytes of /api/v1/metrics
 #   stacks       go_memstats_stack_inuse_bytes
 #   goroutines   go_goroutines
+# Keep SETTLE above 2 s: an idle connection's wait moves to a fresh, small
+# goroutine stack after 2 s (internal/server/idle.go). Small N: the fixed
+# costs (the upstream connections, the pools) dominate the per-connection
+# figures.
 # "per conn" is (figure - figure before) / N. The upstream connections
 # fronttier keeps (at most 256) count in "after" too: about 0.3 KiB per
 # client connection at N=10,000.

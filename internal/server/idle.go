@@ -112,7 +112,9 @@ func (c *conn) waitRequest(d time.Duration, first bool, r resumed) (res waitResu
 // outlasted moveAfter, until the deadline until (none when zero); then it
 // serves the connection as serve does. It waits at the bottom of the
 // shortest call chain it can, so that its stack stays at its small
-// starting size.
+// starting size. It is the connection's goroutine from then on, owned as
+// serve's was: Close, Shutdown and the connection cap end it by closing
+// the connection, which wakes the wait.
 func (c *conn) resume(first bool, until time.Time) {
 	c.setReadDeadline(until)
 	err := c.waitReadable()

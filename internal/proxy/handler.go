@@ -155,7 +155,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, host *route.Ho
 		return
 	}
 	defer body.finish()
-	rec := h.recs.get(w, h.o.SendTimeout)
+	rec := h.recs.get(w, r, h.o.SendTimeout)
 	defer h.recs.put(rec)
 
 	pool, tag := host.Pool, host.Tag

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -27,25 +26,13 @@ import (
 func TestH2Attacks(t *testing.T) {
 	t.Parallel()
 	const domain = "h2.example.test"
-	ca := newTestCA(t, t.TempDir())
-	_, cert, key := ca.issueFiles(t, "h2", []string{domain}, leafOpts{})
 	var attacked atomic.Int64 // requests for /attack the backend saw
-	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p, ca := startH2Proxy(t, domain, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/attack" {
 			attacked.Add(1)
 		}
 		io.WriteString(w, "ok")
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go backend.Serve(ln)
-	t.Cleanup(func() { backend.Close() })
-	p := startTLSProxy(t, tlsConf{
-		Hosts:    []tlsHost{{Domain: domain, Tag: "a", Cert: cert, Key: key, NoRedirect: true}},
-		Backends: []backendConf{{ID: "b", Addr: ln.Addr().String(), Tags: []string{"a"}}},
-	})
+	}), tlsConf{})
 	good, _ := p.httpsClient(t, ca.Roots, false)
 
 	tests := []struct {

@@ -222,6 +222,8 @@ type tlsConf struct {
 	DirectoryURL, CARoot string
 	// KeyTypes is [lets_encrypt] key_types; nil leaves it out.
 	KeyTypes []string
+	// SendTimeoutSecs is proxy.send_timeout_secs; 0 leaves the default.
+	SendTimeoutSecs int
 }
 
 // tlsHost is a virtual host; Cert and Key make a file source, LE a
@@ -251,6 +253,9 @@ shutdown_timeout_secs = 10
 `, or(c.HTTPSAddr, "127.0.0.1:0"), or(c.HTTPAddr, "127.0.0.1:0"))
 	if c.DefaultCert != "" {
 		fmt.Fprintf(&s, "default_certificate = %q\n", c.DefaultCert)
+	}
+	if c.SendTimeoutSecs != 0 {
+		fmt.Fprintf(&s, "send_timeout_secs = %d\n", c.SendTimeoutSecs)
 	}
 	fmt.Fprintf(&s, "\n[lets_encrypt]\nemail = \"e2e@example.test\"\ncache_dir = %q\n", c.CacheDir)
 	if c.DirectoryURL != "" {

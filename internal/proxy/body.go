@@ -22,7 +22,7 @@ type requestBody struct {
 
 // prepareBody applies the body size limit and buffers small bodies.
 func (h *Handler) prepareBody(w http.ResponseWriter, r *http.Request) (requestBody, error) {
-	if r.Body == nil || r.Body == http.NoBody {
+	if r.Body == nil || r.Body == http.NoBody || noH2Body(r) {
 		return requestBody{}, nil
 	}
 	if h.o.MaxBodyBytes > 0 {
@@ -84,3 +84,11 @@ func (b *requestBody) finish() {
 		b.guard.finish()
 	}
 }
+
+// noH2Body reports whether r is an HTTP/2 request without a body.
+// golang.org/x/net/http2 gives every request a Body, also one whose
+// HEADERS ended the stream; its ContentLength is then 0, as it is for a
+// declared "content-length: 0" (DATA beyond a declared length resets the
+// stream), and -1 for an open body of unknown length. Guarding such a
+// body cost four allocations and a response controller per request.
+func noH2Body(r *http.Request) bool { return r.ProtoMajor == 2 && r.ContentLength == 0 }

@@ -264,21 +264,10 @@ func BenchmarkProxyCanary(b *testing.B) {
 	req, _ := http.NewRequest("GET", "http://"+front+"/", nil)
 	req.Host = "example.com"
 	req.Header.Set("Cookie", "fronttier_bucket=5000; fronttier_backend="+balance.AffinityKey("up"))
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if len(resp.Header["Set-Cookie"]) != 0 {
-				b.Error("a client with its cookies was sent Set-Cookie")
-				return
-			}
+	runRequests(b, client, req, func(resp *http.Response) string {
+		if len(resp.Header["Set-Cookie"]) != 0 {
+			return "a client with its cookies was sent Set-Cookie"
 		}
+		return ""
 	})
 }

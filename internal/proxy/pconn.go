@@ -41,7 +41,13 @@ type pconn struct {
 	pause   time.Duration   // the longest silence allowed (read timeout); 0 = none
 	quiet   time.Time       // when the backend was last seen sending, to a tick
 	moved   bool            // bytes arrived since the last tick
+	client  pauser          // told when the backend was silent for a tick; nil = none
 }
+
+// pauser is the client's side of an exchange (the recorder), told at each
+// tick the backend sent nothing: the wait is the backend's, and must not
+// run down the client's send timeout.
+type pauser interface{ pause() }
 
 // watchTick is how often a read blocked on the backend checks whether the
 // client is still there and whether a timeout has passed: timeouts are
@@ -80,11 +86,14 @@ func (pc *pconn) Read(p []byte) (int, error) {
 		if !pc.hard.IsZero() && !now.Before(pc.hard) {
 			return 0, timeoutError{after: pc.hardFor}
 		}
-		if pc.pause > 0 {
-			if pc.moved {
-				pc.moved, pc.quiet = false, now
-			} else if now.Sub(pc.quiet) >= pc.pause {
+		if pc.moved {
+			pc.moved, pc.quiet = false, now
+		} else {
+			if pc.pause > 0 && now.Sub(pc.quiet) >= pc.pause {
 				return 0, timeoutError{after: pc.pause, pause: true}
+			}
+			if pc.client != nil {
+				pc.client.pause()
 			}
 		}
 		pc.c.SetReadDeadline(pc.tick(now))
@@ -92,10 +101,11 @@ func (pc *pconn) Read(p []byte) (int, error) {
 }
 
 // watch starts watching an exchange for ctx from now: a response-header
-// deadline when headerTimeout is not zero, and a bound on each silence of
-// the backend when pause is not zero.
-func (pc *pconn) watch(ctx context.Context, headerTimeout, pause time.Duration, now time.Time) {
-	pc.ctx, pc.hard, pc.hardFor = ctx, time.Time{}, headerTimeout
+// deadline when headerTimeout is not zero, a bound on each silence of the
+// backend when pause is not zero, and client, if not nil, told of each
+// tick the backend was silent.
+func (pc *pconn) watch(ctx context.Context, client pauser, headerTimeout, pause time.Duration, now time.Time) {
+	pc.ctx, pc.client, pc.hard, pc.hardFor = ctx, client, time.Time{}, headerTimeout
 	pc.pause, pc.quiet, pc.moved = pause, now, false
 	if headerTimeout > 0 {
 		pc.hard = now.Add(headerTimeout)
@@ -105,7 +115,7 @@ func (pc *pconn) watch(ctx context.Context, headerTimeout, pause time.Duration, 
 
 // unwatch ends the watch: an upgraded connection lives on its own.
 func (pc *pconn) unwatch() {
-	pc.ctx, pc.hard, pc.pause = nil, time.Time{}, 0
+	pc.ctx, pc.client, pc.hard, pc.pause = nil, nil, time.Time{}, 0
 }
 
 // tick returns the next read deadline: a watch tick away, or the

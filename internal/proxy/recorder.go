@@ -97,6 +97,20 @@ func (rec *recorder) arm() {
 // lazySlack: a lazy deadline is set send/lazySlack beyond now+send.
 const lazySlack = 8
 
+// pause is called while the backend has sent nothing for a watch tick
+// (see pconn). On HTTP/2 a stream's write deadline runs on its own
+// (x/net resets the stream when its timer fires, writing or not), so a
+// backend silent mid-answer for longer than the send timeout would have
+// the client's answer cut: the deadline is cleared here, once per
+// silence, and the next write sets it again. Over HTTP/1.x the deadline
+// matters only to writes, each armed first.
+func (rec *recorder) pause() {
+	if rec.lazy && !rec.until.IsZero() {
+		rec.until = time.Time{}
+		rec.dl.SetWriteDeadline(time.Time{})
+	}
+}
+
 func (rec *recorder) Header() http.Header { return rec.w.Header() }
 
 func (rec *recorder) WriteHeader(code int) {

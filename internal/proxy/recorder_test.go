@@ -74,3 +74,36 @@ func TestRecorderArm(t *testing.T) {
 		})
 	}
 }
+
+// TestRecorderPause: on HTTP/2 a silent backend clears the write deadline
+// and the next write sets it again; over HTTP/1.x, where the deadline only
+// matters to writes, it is left alone.
+func TestRecorderPause(t *testing.T) {
+	for _, major := range []int{1, 2} {
+		w := &deadlineWriter{ResponseRecorder: httptest.NewRecorder()}
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.ProtoMajor = major
+		var rp recorderPool
+		rec := rp.get(w, r, time.Hour)
+		rec.Write([]byte("x"))
+		rec.pause()
+		rec.pause()
+		now := time.Now()
+		rec.Write([]byte("x"))
+		want := []bool{false, false} // whether each deadline set is zero
+		if major == 2 {
+			want = []bool{false, true, false}
+		}
+		if len(w.set) != len(want) {
+			t.Fatalf("HTTP/%d: %d deadlines set, want %d", major, len(w.set), len(want))
+		}
+		for i, zero := range want {
+			if w.set[i].IsZero() != zero {
+				t.Errorf("HTTP/%d: deadline %d is %v", major, i, w.set[i])
+			}
+		}
+		if last := w.set[len(w.set)-1]; last.Before(now.Add(time.Hour)) {
+			t.Errorf("HTTP/%d: deadline %v after the pause, want at least now+send", major, last)
+		}
+	}
+}

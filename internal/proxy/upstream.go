@@ -226,7 +226,8 @@ func (u *Upstream) try(pc *pconn, w http.ResponseWriter, r *http.Request) (_ *ex
 	ex := &pc.ex
 	*ex = exchange{pc: pc}
 	start := time.Now()
-	pc.watch(r.Context(), u.o.ResponseHeaderTimeout, u.o.ReadTimeout, start)
+	client, _ := w.(pauser)
+	pc.watch(r.Context(), client, u.o.ResponseHeaderTimeout, u.o.ReadTimeout, start)
 	if err := writeHead(pc.bw, r, u.trusted(r)); err != nil {
 		return nil, err, false
 	}

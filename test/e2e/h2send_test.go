@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -90,4 +91,30 @@ func startH2Proxy(t *testing.T, domain string, h http.Handler, c tlsConf) (*prox
 	c.Hosts = []tlsHost{{Domain: domain, Tag: "a", Cert: cert, Key: key, NoRedirect: true}}
 	c.Backends = []backendConf{{ID: "b", Addr: ln.Addr().String(), Tags: []string{"a"}}}
 	return startTLSProxy(t, c), ca
+}
+
+// TestHTTP2SendTimeoutBackendPause: the send timeout is the client's, not
+// the backend's: an answer whose backend pauses mid-body for twice
+// send_timeout_secs reaches an HTTP/2 client whole (x/net resets a stream
+// when its write deadline passes, writing or not: the proxy clears it
+// while the backend is silent).
+func TestHTTP2SendTimeoutBackendPause(t *testing.T) {
+	t.Parallel()
+	const domain = "pause.example.test"
+	p, ca := startH2Proxy(t, domain, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first,")
+		w.(http.Flusher).Flush()
+		time.Sleep(4 * time.Second) // a slow backend: the behaviour under test
+		io.WriteString(w, "second")
+	}), tlsConf{SendTimeoutSecs: 2})
+	c, _ := p.httpsClient(t, ca.Roots, false)
+	resp, err := c.Get(p.httpsURL(domain, "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || string(body) != "first,second" || resp.ProtoMajor != 2 {
+		t.Fatalf("over %s: %q, %v; want the whole answer over HTTP/2", resp.Proto, body, err)
+	}
 }

@@ -83,7 +83,7 @@ func (u *Upgrades) Shutdown(ctx context.Context) error {
 // and then copies bytes both ways until either side closes.
 func (u *Upstream) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange) {
 	head, pc := ex.head, ex.pc
-	pc.ctx = nil // no watching: an upgraded connection lives on its own
+	pc.ctx, pc.client = nil, nil // no watching: an upgraded connection lives on its own (and outlives the recorder)
 	defer pc.close()
 	want, got := upgradeType(r.Header), head.upgrade
 	if want == "" || !strings.EqualFold(want, got) {

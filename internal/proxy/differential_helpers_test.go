@@ -66,6 +66,11 @@ type rawBackend struct {
 	conns []net.Conn
 	reqs  int   // requests read so far
 	on    []int // on[i] is the connection index request i+1 arrived on
+	// givenUp counts pauses during which the proxy closed the connection:
+	// its own timeout fired while the backend was still silent.
+	givenUp int
+	// marks are when a script reached a named point (see mark).
+	marks map[string]time.Time
 }
 
 // bconn is one backend connection as a script sees it.
@@ -121,9 +126,12 @@ func newRawBackend(t testing.TB, script func(*bconn)) *rawBackend {
 // readRequest reads the next request head (the body is left unread) and
 // returns the request with its number, counted from 1 across connections.
 // It gives up when the peer closes (reporting "conn N closed"), after
-// diffAnswerWait of silence, or at cleanup.
+// twice diffAnswerWait of silence, or at cleanup. Twice: a backend closes
+// its connection only after the client has given up on an answer, so a
+// proxy that waited for the backend's close to end an answer shows as
+// "hung", whatever the machine's speed.
 func (c *bconn) readRequest() (*http.Request, int, error) {
-	c.c.SetReadDeadline(time.Now().Add(diffAnswerWait))
+	c.c.SetReadDeadline(time.Now().Add(2 * diffAnswerWait))
 	req, err := http.ReadRequest(c.br)
 	if err != nil {
 		if errors.Is(err, io.EOF) || isReset(err) {
@@ -162,15 +170,71 @@ func (c *bconn) run(steps []rawStep) bool {
 }
 
 // pause waits d, the emulated slowness of a server; false at cleanup.
+// It watches the connection meanwhile (a peek, which consumes nothing):
+// when the proxy closes it before d is over, the pause counts in givenUp,
+// which tells a proxy's own timeout from the backend's hang-up without
+// reading a clock.
 func (c *bconn) pause(d time.Duration) bool {
 	tm := time.NewTimer(d)
 	defer tm.Stop()
+	peer := make(chan error, 1)
+	go func() {
+		_, err := c.br.Peek(1)
+		peer <- err
+	}()
+	stopPeek := func() {
+		c.c.SetReadDeadline(time.Now()) // wakes the peek
+		<-peer
+	}
+	select {
+	case <-tm.C:
+		stopPeek()
+		return true
+	case <-c.b.done:
+		stopPeek()
+		return false
+	case err := <-peer:
+		if errors.Is(err, io.EOF) || isReset(err) {
+			c.b.mu.Lock()
+			c.b.givenUp++
+			c.b.mu.Unlock()
+			c.report(fmt.Sprintf("conn %d given up", c.index))
+		}
+	}
 	select {
 	case <-tm.C:
 		return true
 	case <-c.b.done:
 		return false
 	}
+}
+
+// mark notes that the script reached point now (the first time only).
+func (c *bconn) mark(point string) {
+	c.b.mu.Lock()
+	defer c.b.mu.Unlock()
+	if c.b.marks == nil {
+		c.b.marks = map[string]time.Time{}
+	}
+	if _, ok := c.b.marks[point]; !ok {
+		c.b.marks[point] = time.Now()
+	}
+}
+
+// marked returns when a script first reached point; false if none did.
+func (b *rawBackend) marked(point string) (time.Time, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	at, ok := b.marks[point]
+	return at, ok
+}
+
+// gaveUp reports how many of the backend's pauses the proxy cut short by
+// closing the connection.
+func (b *rawBackend) gaveUp() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.givenUp
 }
 
 // report tells the test that something happened (see await).
@@ -302,6 +366,7 @@ type clientResult struct {
 	err     string // no final head: why
 	headAt  time.Duration
 	doneAt  time.Duration
+	done    time.Time // when the body ended, to order it among the backend's moves
 }
 
 // clientRequest is a raw request and the body bytes to upload after it.
@@ -377,7 +442,8 @@ func exchangeOn(c net.Conn, br *bufio.Reader, req clientRequest, closeWait time.
 		break
 	}
 	res.body, err = io.ReadAll(res.resp.Body)
-	res.doneAt = time.Since(start)
+	res.done = time.Now()
+	res.doneAt = res.done.Sub(start)
 	switch {
 	case err == nil:
 		res.end = "complete"

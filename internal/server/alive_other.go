@@ -16,6 +16,3 @@ func rawConn(net.Conn) syscall.RawConn { return nil }
 
 // pending is never called without a raw connection.
 func pending(uintptr, []byte) bool { return true }
-
-// readOnce is never called without a raw connection.
-func readOnce(uintptr, []byte) (int, error) { return 0, errWouldBlock }

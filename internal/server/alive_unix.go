@@ -4,9 +4,7 @@ package server
 
 import (
 	"errors"
-	"io"
 	"net"
-	"os"
 	"syscall"
 )
 
@@ -58,27 +56,6 @@ func rawConn(c net.Conn) syscall.RawConn {
 func pending(fd uintptr, b []byte) bool {
 	n, _, err := syscall.Recvfrom(int(fd), b, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	return n > 0 || !wouldBlock(err)
-}
-
-// readOnce is one read(2) on the non-blocking socket fd into p: the
-// bytes read, io.EOF at the end of the stream, errWouldBlock when there is
-// nothing to read yet.
-func readOnce(fd uintptr, p []byte) (int, error) {
-	for {
-		n, err := syscall.Read(int(fd), p)
-		switch {
-		case n > 0:
-			return n, nil
-		case err == nil:
-			return 0, io.EOF
-		case err == syscall.EINTR:
-			continue
-		case wouldBlock(err):
-			return 0, errWouldBlock
-		default:
-			return 0, os.NewSyscallError("read", err)
-		}
-	}
 }
 
 func wouldBlock(err error) bool {

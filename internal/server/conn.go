@@ -45,7 +45,6 @@ type conn struct {
 	readableFn func(uintptr) bool // c.readable, for rc.Read
 	woke       bool               // readable was called before, in this wait
 	peek       [1]byte            // readable's peek
-	src        connReader         // what the read buffer reads from (idle.go)
 	bigHead    bool               // the last head was large: drop fields before the next
 	w          response           // reused for every request
 	ctx        connCtx            // every request's context
@@ -67,12 +66,8 @@ func (s *Server) newConn(raw net.Conn) *conn {
 	}
 	c.ctx = connCtx{c: c, done: make(chan struct{})}
 	c.w = response{c: c}
-	c.src.c = c
 	if c.rc = rawConn(raw); c.rc != nil {
 		c.readableFn = c.readable
-		if c.rwc == raw { // plain: the read buffer may read the socket itself
-			c.src.tryFn = c.src.attempt
-		}
 	}
 	return c
 }

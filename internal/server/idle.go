@@ -76,22 +76,6 @@ func (c *conn) waitRequest(d time.Duration, first bool, r resumed) (res waitResu
 			return waitEnded, false
 		}
 	}
-	if c.connBufs != nil && c.src.tryFn != nil {
-		// Still holding its buffers from the last exchange: on a busy
-		// keep-alive connection the next request is usually on the
-		// socket already, so one read attempt, which does not wait, takes
-		// it in one system call (a peek and then a read would take two).
-		// Nothing there (or the last deadline passed): wait as below.
-		c.src.try = true
-		_, err := c.br.Peek(1)
-		c.src.try = false
-		switch {
-		case err == nil:
-			return waitReady, false // await arms the header deadline if the head is not all here
-		case !errors.Is(err, errWouldBlock) && !isTimeout(err):
-			return waitEnded, false
-		}
-	}
 	if d > 0 && d <= c.s.moveAfter {
 		c.armRead(d)
 		if c.waitReadable() != nil {
@@ -177,7 +161,7 @@ func (c *conn) readable(fd uintptr) bool {
 // server's pool, unless it holds them.
 func (c *conn) takeBufs() {
 	if c.connBufs == nil {
-		c.connBufs = c.s.bufs.get(&c.src, c.rwc)
+		c.connBufs = c.s.bufs.get(c.rwc)
 		c.w.header = c.header
 		c.held.Store(true)
 	}
@@ -202,40 +186,4 @@ func (c *conn) putBufs() {
 // allocating: it is asked after every wait).
 func isTimeout(err error) bool {
 	return err != nil && errors.Is(err, os.ErrDeadlineExceeded)
-}
-
-// connReader is what a connection's read buffer reads from: rwc, except
-// while try is set (waitRequest), when a read is one attempt on the
-// socket that fails with errWouldBlock rather than wait. Plain
-// connections only: over TLS the buffer reads from crypto/tls.
-type connReader struct {
-	c     *conn
-	try   bool
-	tryFn func(uintptr) bool // attempt, for c.rc.Read; nil: no socket to try
-	p     []byte             // the attempt's buffer
-	n     int                // the attempt's result
-	err   error
-}
-
-// errWouldBlock is a read attempt that found nothing to read yet.
-var errWouldBlock = errors.New("server: nothing to read yet")
-
-func (r *connReader) Read(p []byte) (int, error) {
-	if !r.try {
-		return r.c.rwc.Read(p)
-	}
-	r.p = p
-	err := r.c.rc.Read(r.tryFn)
-	r.p = nil
-	if err != nil {
-		return 0, err // the deadline passed, or the connection was closed
-	}
-	return r.n, r.err
-}
-
-// attempt is the one read of a try, run by syscall.RawConn.Read: it never
-// asks to wait.
-func (r *connReader) attempt(fd uintptr) bool {
-	r.n, r.err = readOnce(fd, r.p)
-	return true
 }

@@ -397,13 +397,13 @@ type bufPool struct{ p sync.Pool }
 const bufSize = 4 << 10
 
 // get returns a connBufs reading from and writing to c.
-func (p *bufPool) get(r io.Reader, w io.Writer) *connBufs {
+func (p *bufPool) get(c io.ReadWriter) *connBufs {
 	b, _ := p.p.Get().(*connBufs)
 	if b == nil {
-		return &connBufs{br: bufio.NewReaderSize(r, bufSize), bw: bufio.NewWriterSize(w, bufSize), header: make(http.Header)}
+		return &connBufs{br: bufio.NewReaderSize(c, bufSize), bw: bufio.NewWriterSize(c, bufSize), header: make(http.Header)}
 	}
-	b.br.Reset(r)
-	b.bw.Reset(w)
+	b.br.Reset(c)
+	b.bw.Reset(c)
 	return b
 }
 

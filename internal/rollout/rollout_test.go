@@ -107,6 +107,30 @@ func (f *fixture) start(t *testing.T) *config.Rollout {
 // host returns example.com's host in force.
 func (f *fixture) host() *config.VirtualHost { return f.st.Config().Host("example.com") }
 
+// loop runs one of the controller's loops (Run, Drive, Notify) until the
+// test ends.
+func (f *fixture) loop(t *testing.T, run func(context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// awaitHost waits up to 10 s for the host to satisfy ok (a loop changes it
+// on its own goroutine); what names the wait in the failure.
+func (f *fixture) awaitHost(t *testing.T, what string, ok func(*config.VirtualHost) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok(f.host()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 10s: %+v", what, f.host().Rollout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func rolledBack(v *config.VirtualHost) bool { return v.Rollout.State == config.RolloutRolledBack }
+
 // step moves the clock to the gate and runs it.
 func (f *fixture) gate() *config.Rollout {
 	f.clk.Advance(60 * time.Second)
@@ -365,20 +389,11 @@ func TestRestartResumes(t *testing.T) {
 func TestRunDrivesGates(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); f.c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	f.loop(t, f.c.Run)
 	r := f.start(t)
 	f.stats.add("b", 10_000, 1000, 10)
 	f.clk.Set(r.NextStepAt) // the alarm (or the start's poke) finds the gate due
-	deadline := time.Now().Add(10 * time.Second)
-	for f.host().Rollout.State != config.RolloutRolledBack {
-		if time.Now().After(deadline) {
-			t.Fatalf("no rollback within 10s: %+v", f.host().Rollout)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	f.awaitHost(t, "rollback", rolledBack)
 }
 
 // TestRunFindsRolloutsStartedElsewhere: a rollout written to the state by
@@ -387,10 +402,7 @@ func TestRunDrivesGates(t *testing.T) {
 func TestRunFindsRolloutsStartedElsewhere(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); f.c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	f.loop(t, f.c.Run)
 	start := f.clk.Now()
 	f.clk.WaitArmed(t, 10*time.Second, "the rescan", func(at time.Time) bool { return at.Equal(start.Add(RescanEvery)) })
 	r := spec()
@@ -406,13 +418,7 @@ func TestRunFindsRolloutsStartedElsewhere(t *testing.T) {
 	}
 	f.stats.add("b", 200, 50, 10)
 	f.clk.Set(want)
-	deadline := time.Now().Add(10 * time.Second)
-	for f.host().Rollout.State != config.RolloutRolledBack {
-		if time.Now().After(deadline) {
-			t.Fatalf("no rollback within 10s: %+v", f.host().Rollout)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	f.awaitHost(t, "rollback", rolledBack)
 }
 
 // TestSwitchByHandEndsRollout: a switch made by hand during a rollout
@@ -443,17 +449,8 @@ func TestForgetRestartsWindows(t *testing.T) {
 	f := newFixture(t)
 	f.start(t) // as a node that does not drive: the window is noted
 	f.c.Forget()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); f.c.Drive(ctx) }()
-	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(f.host().Rollout.Reason, "window restarted") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no window restart within 10s: %+v", f.host().Rollout)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	f.loop(t, f.c.Drive)
+	f.awaitHost(t, "window restart", func(v *config.VirtualHost) bool { return strings.Contains(v.Rollout.Reason, "window restarted") })
 	if r := f.host().Rollout; !strings.Contains(r.Reason, "started on another node of the fleet") {
 		t.Fatalf("reason %q does not say why", r.Reason)
 	}
@@ -472,10 +469,7 @@ func TestWebhookURLChanges(t *testing.T) {
 	}))
 	defer srv.Close()
 	f := newFixture(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); f.c.Notify(ctx) }()
-	defer func() { cancel(); <-done }()
+	f.loop(t, f.c.Notify)
 	f.start(t) // no URL yet: nothing is posted
 	f.c.SetWebhookURL(srv.URL)
 	if _, err := f.c.Pause("example.com"); err != nil {

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	tu "fronttier/internal/testutil"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"fronttier/internal/testutil/etcdtest"
@@ -56,8 +59,8 @@ func startFleet(t *testing.T, names ...string) *fleetFixture {
 	for i := range names {
 		ips[i] = "127.0.0." + strconv.Itoa(i+2)
 	}
-	httpLns, httpPort := listenAll(t, ips)
-	tlsLns, tlsPort := listenAll(t, ips)
+	httpLns, httpPort := tu.ListenAll(t, ips)
+	tlsLns, tlsPort := tu.ListenAll(t, ips)
 	fx.env = startPebble(t, pebbleOptions{httpPort: httpPort, tlsPort: tlsPort})
 	for i, name := range names {
 		n := &fleetNode{name: name, ip: ips[i], cli: fx.etcd.Client(t)}
@@ -70,34 +73,6 @@ func startFleet(t *testing.T, names ...string) *fleetFixture {
 		fx.nodes = append(fx.nodes, n)
 	}
 	return fx
-}
-
-// listenAll binds one free port on every address in ips.
-func listenAll(t *testing.T, ips []string) ([]net.Listener, int) {
-	t.Helper()
-	for range 10 {
-		first, err := net.Listen("tcp", net.JoinHostPort(ips[0], "0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := first.Addr().(*net.TCPAddr).Port
-		lns := []net.Listener{first}
-		for _, ip := range ips[1:] {
-			ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-			if err != nil {
-				break
-			}
-			lns = append(lns, ln)
-		}
-		if len(lns) == len(ips) {
-			return lns, port
-		}
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}
-	t.Fatalf("no port free on all of %v", ips)
-	return nil, 0
 }
 
 // serve answers Pebble's validations on httpLn (HTTP-01) and tlsLn

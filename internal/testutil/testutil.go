@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -178,4 +179,33 @@ func (p *Persister) Last() *config.Config {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.last
+}
+
+// ListenAll binds one port, the same on every address of ips (loopback
+// addresses standing for a fleet's nodes), and returns the listeners.
+func ListenAll(t testing.TB, ips []string) ([]net.Listener, int) {
+	t.Helper()
+	for range 10 {
+		first, err := net.Listen("tcp", net.JoinHostPort(ips[0], "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := first.Addr().(*net.TCPAddr).Port
+		lns := []net.Listener{first}
+		for _, ip := range ips[1:] {
+			ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+			if err != nil {
+				break
+			}
+			lns = append(lns, ln)
+		}
+		if len(lns) == len(ips) {
+			return lns, port
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
+	t.Fatalf("no port free on all of %v", ips)
+	return nil, 0
 }

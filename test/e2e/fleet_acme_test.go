@@ -16,6 +16,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"fronttier/internal/testutil"
 	"fronttier/internal/testutil/etcdtest"
 )
 
@@ -115,29 +116,11 @@ func TestFleetACME(t *testing.T) {
 // freePortOnAll returns a port that is free on every address of ips.
 func freePortOnAll(t *testing.T, ips []string) int {
 	t.Helper()
-	for range 10 {
-		first, err := net.Listen("tcp", net.JoinHostPort(ips[0], "0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := first.Addr().(*net.TCPAddr).Port
-		lns := []net.Listener{first}
-		for _, ip := range ips[1:] {
-			ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-			if err != nil {
-				break
-			}
-			lns = append(lns, ln)
-		}
-		for _, ln := range lns {
-			ln.Close()
-		}
-		if len(lns) == len(ips) {
-			return port
-		}
+	lns, port := testutil.ListenAll(t, ips)
+	for _, ln := range lns {
+		ln.Close()
 	}
-	t.Fatalf("no port free on all of %v", ips)
-	return 0
+	return port
 }
 
 // dnsManagement matches pebble-challtestsrv's line naming its management

@@ -493,7 +493,13 @@ func newProxy(t testing.TB, c conf) *proxyProc {
 // addresses from the "listening" log lines.
 func startProxy(t testing.TB, path string) *proxyProc {
 	t.Helper()
-	p := &proxyProc{process: startProcess(t, fronttierBin, "--config", path), t: t, Config: path}
+	return startProxyEnv(t, path, nil)
+}
+
+// startProxyEnv is startProxy with env added to the proxy's environment.
+func startProxyEnv(t testing.TB, path string, env []string) *proxyProc {
+	t.Helper()
+	p := &proxyProc{process: startProcessEnv(t, env, fronttierBin, "--config", path), t: t, Config: path}
 	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 32}
 	p.client = &http.Client{Transport: tr, Timeout: 60 * time.Second,
 		// Redirects (HTTP -> HTTPS) are the proxy's answer under test.

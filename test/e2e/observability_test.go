@@ -326,3 +326,22 @@ func promtoolCheck(t *testing.T, text string) {
 	}
 	t.Logf("promtool check metrics: only the manual-mandated name is linted: %s", strings.TrimSpace(string(out)))
 }
+
+// TestGCGoal: with GOGC unset the proxy runs the collector at 400% while
+// its live heap is small (internal/gcgoal, started by main); GOGC set in
+// the environment wins, and gcgoal stays off.
+func TestGCGoal(t *testing.T) {
+	t.Parallel()
+	b := startBackend(t, "g1")
+	path := writeConfig(t, conf{Domains: []domainConf{{"g.example.com", "g"}}, Backends: []backendConf{be("g1", b, "g")}})
+	for _, tt := range []struct {
+		env  string
+		want float64
+	}{{"GOGC=", 400}, {"GOGC=150", 150}} {
+		p := startProxyEnv(t, path, []string{tt.env})
+		if got := metricValue(t, p, "go_gc_gogc_percent", nil); got != tt.want {
+			t.Errorf("%s: go_gc_gogc_percent = %v, want %v", tt.env, got, tt.want)
+		}
+		p.kill()
+	}
+}

@@ -30,7 +30,7 @@ const (
 func rolloutJSONState(state string, step int, pct float64) string {
 	return `{"domain":"example.com","from_tag":"a","to_tag":"green","steps":[10,50,100],"step_secs":60,"max_error_rate":0.01,"max_p99_ms":250,"min_requests":100,` +
 		`"state":"` + state + `","step":` + itoa(step) + `,"percent":` + ftoa(pct) + `,"started_at":"2026-12-03T17:00:00Z","updated_at":"2026-12-03T17:01:00Z","next_step_at":null,` +
-		`"canary":{"requests":120,"errors":1,"error_rate":0.008,"p99_ms":40},"baseline":{"requests":1000,"errors":5,"error_rate":0.005,"p99_ms":35}}`
+		`"canary":{"requests":120,"errors":1,"error_rate":0.008,"p99_ms":40.0919570922851558},"baseline":{"requests":1000,"errors":5,"error_rate":0.005,"p99_ms":35}}`
 }
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
@@ -167,7 +167,7 @@ func TestCommands(t *testing.T) {
 		{[]string{"rollout", "start", "example.com", "green", "--steps", "10,50,100", "--step-secs", "60", "--max-error-rate", "0.01", "--max-p99-ms", "250", "--min-requests", "100"},
 			"POST", "/api/v1/domains/example.com/rollout", "",
 			`{"to_tag":"green","steps":[10,50,100],"step_secs":60,"max_error_rate":0.01,"max_p99_ms":250,"min_requests":100}`,
-			[]string{"a -> green", "running", "[10%]", "p99 <= 250ms"}},
+			[]string{"a -> green", "running", "[10%]", "p99 <= 250ms", "p99 40.09ms"}},
 		{[]string{"rollout", "status", "example.com"}, "GET", "/api/v1/domains/example.com/rollout", "", "", []string{"state:", "running", "2/3", "[50%]", "120 requests"}},
 		{[]string{"rollout", "pause", "example.com"}, "POST", "/api/v1/domains/example.com/rollout/pause", "", "", []string{"paused"}},
 		{[]string{"rollout", "resume", "example.com"}, "POST", "/api/v1/domains/example.com/rollout/resume", "", "", nil},

@@ -178,7 +178,7 @@ func clusterTable(w io.Writer, ci clusterInfo, now time.Time) {
 }
 
 func figuresCell(f figures) string {
-	return fmt.Sprintf("%d requests, %d errors (%.2f%%), p99 %gms", f.Requests, f.Errors, f.ErrorRate*100, f.P99Ms)
+	return fmt.Sprintf("%d requests, %d errors (%.2f%%), p99 %.4gms", f.Requests, f.Errors, f.ErrorRate*100, f.P99Ms)
 }
 
 func rolloutDetail(w io.Writer, ro rollout) {
